@@ -1,0 +1,179 @@
+package store
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+)
+
+// Node-local telemetry: written by its producers once per interval, never
+// audited, never replicated. Usage reaches the domain state separately, as
+// UsageBatch commands.
+
+// UsageSample is one credential's bytes within one hour.
+type UsageSample struct {
+	ID     string
+	Rx, Tx uint64
+}
+
+// UsagePoint is a bucket of a usage series.
+type UsagePoint struct {
+	At     time.Time `json:"at"`
+	Rx, Tx uint64
+}
+
+// HourlyRetention is how long hourly buckets are kept before they are
+// folded into daily ones.
+const HourlyRetention = 14 * 24 * time.Hour
+
+// RecordUsage adds one interval's samples to their hourly buckets in a
+// single transaction.
+func (s *Store) RecordUsage(at time.Time, samples []UsageSample) error {
+	hour := at.UTC().Truncate(time.Hour)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(tmUsageHourly)
+		for _, smp := range samples {
+			if err := addPoint(b, compose(str(smp.ID), ascTime(hour)), smp.Rx, smp.Tx); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func addPoint(b *bolt.Bucket, k []byte, rx, tx uint64) error {
+	var v [16]byte
+	if old := b.Get(k); len(old) == 16 {
+		copy(v[:], old)
+	}
+	binary.BigEndian.PutUint64(v[:8], binary.BigEndian.Uint64(v[:8])+rx)
+	binary.BigEndian.PutUint64(v[8:], binary.BigEndian.Uint64(v[8:])+tx)
+	if err := b.Put(k, v[:]); err != nil {
+		return fmt.Errorf("writing usage point: %w", err)
+	}
+	return nil
+}
+
+// CompactUsage folds hourly buckets older than HourlyRetention into daily
+// buckets and returns how many hourly buckets it folded.
+func (s *Store) CompactUsage(now time.Time) (int, error) {
+	cutoff := ascTime(now.Add(-HourlyRetention).UTC().Truncate(24 * time.Hour))
+	n := 0
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		hb, db := tx.Bucket(tmUsageHourly), tx.Bucket(tmUsageDaily)
+		var old [][]byte
+		err := hb.ForEach(func(k, v []byte) error {
+			i := bytes.LastIndexByte(k[:len(k)-8], sep)
+			if i < 0 || len(v) != 16 || bytes.Compare(k[i+1:], cutoff) >= 0 {
+				return nil
+			}
+			hour := time.Unix(0, int64(decodeU64(k[i+1:])^(1<<63))).UTC()
+			day := compose(k[:i], ascTime(hour.Truncate(24*time.Hour)))
+			if err := addPoint(db, day, binary.BigEndian.Uint64(v[:8]), binary.BigEndian.Uint64(v[8:])); err != nil {
+				return err
+			}
+			old = append(old, append([]byte(nil), k...))
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range old {
+			if err := hb.Delete(k); err != nil {
+				return err
+			}
+		}
+		n = len(old)
+		return nil
+	})
+	return n, err
+}
+
+// UsageSeries returns a credential's daily then hourly points in time order.
+func (s *Store) UsageSeries(id string) ([]UsagePoint, error) {
+	var out []UsagePoint
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{tmUsageDaily, tmUsageHourly} {
+			prefix := userPrefix(id)
+			c := tx.Bucket(name).Cursor()
+			for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
+				if len(v) != 16 || len(k) != len(prefix)+8 {
+					continue
+				}
+				at := time.Unix(0, int64(decodeU64(k[len(prefix):])^(1<<63))).UTC()
+				out = append(out, UsagePoint{At: at, Rx: binary.BigEndian.Uint64(v[:8]), Tx: binary.BigEndian.Uint64(v[8:])})
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Telemetry buckets addressed by name, for small node-local values:
+// conversation state, delivery receipts, last-used times, checkpoints.
+type Telemetry string
+
+// Telemetry kinds.
+const (
+	Conversations Telemetry = "conversations"
+	Receipts      Telemetry = "receipts"
+	LastUsed      Telemetry = "last_used"
+	Checkpoints   Telemetry = "checkpoints"
+)
+
+func (t Telemetry) bucket() ([]byte, error) {
+	switch t {
+	case Conversations:
+		return tmConv, nil
+	case Receipts:
+		return tmReceipts, nil
+	case LastUsed:
+		return tmLastUsed, nil
+	case Checkpoints:
+		return tmState, nil
+	}
+	return nil, fmt.Errorf("telemetry kind %q unknown", t)
+}
+
+// PutTelemetry writes several values of one kind in one transaction; a nil
+// value deletes.
+func (s *Store) PutTelemetry(t Telemetry, values map[string][]byte) error {
+	name, err := t.bucket()
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(name)
+		for k, v := range values {
+			var err error
+			if v == nil {
+				err = b.Delete([]byte(k))
+			} else {
+				err = b.Put([]byte(k), v)
+			}
+			if err != nil {
+				return fmt.Errorf("writing %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+}
+
+// GetTelemetry reads one value; nil when absent.
+func (s *Store) GetTelemetry(t Telemetry, key string) ([]byte, error) {
+	name, err := t.bucket()
+	if err != nil {
+		return nil, err
+	}
+	var out []byte
+	err = s.db.View(func(tx *bolt.Tx) error {
+		if v := tx.Bucket(name).Get([]byte(key)); v != nil {
+			out = append([]byte(nil), v...)
+		}
+		return nil
+	})
+	return out, err
+}
