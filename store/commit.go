@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"slices"
 	"time"
 )
 
@@ -118,6 +119,12 @@ func (s *Store) commit(batch []*request) {
 		default:
 			s.m.applied.Inc()
 			r.done <- nil
+		}
+	}
+	if err == nil && len(errs) > 0 && slices.ContainsFunc(errs, func(e error) bool { return e == nil }) {
+		select {
+		case s.changes <- struct{}{}:
+		default:
 		}
 	}
 	if err != nil {

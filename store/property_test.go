@@ -12,12 +12,12 @@ import (
 // gen produces random, often invalid, command streams over a small world so
 // that commands collide: quotas fill, trials repeat, states conflict.
 type gen struct {
-	r                       *rand.Rand
-	ids                     *ids
-	at                      time.Time
-	users, plans, keys      []string
-	proxies, pays, tickets  []string
-	tg                      int64
+	r                      *rand.Rand
+	ids                    *ids
+	at                     time.Time
+	users, plans, keys     []string
+	proxies, pays, tickets []string
+	tg                     int64
 }
 
 func newGen(seed uint64) *gen {

@@ -326,3 +326,14 @@ func (s *Store) Audit(f AuditFilter, p Page) ([]model.AuditEntry, string, error)
 	})
 	return out, next, err
 }
+
+// AddressInUse reports whether a tunnel address belongs to a key that is not
+// revoked.
+func (s *Store) AddressInUse(addr string) bool {
+	inUse := false
+	_ = s.read(func(v *view) error {
+		inUse = v.bucket(iKeysAddr).Get(str(addr)) != nil
+		return nil
+	})
+	return inUse
+}

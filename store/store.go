@@ -37,6 +37,7 @@ type Store struct {
 	log  *slog.Logger
 	path string
 
+	changes   chan struct{}
 	queue     chan *request
 	stop      context.CancelFunc
 	done      chan struct{}
@@ -99,6 +100,7 @@ func Open(opts Options) (*Store, error) {
 		return float64(fi.Size())
 	})
 	ctx, cancel := context.WithCancel(context.Background())
+	s.changes = make(chan struct{}, 1)
 	s.queue = make(chan *request, opts.MaxBatch*4)
 	s.stop = cancel
 	s.done = make(chan struct{})
@@ -115,6 +117,10 @@ func newStoreMetrics(set *metrics.Set) storeMetrics {
 		batch:    set.NewHistogram("usipipo_store_batch_size"),
 	}
 }
+
+// Changes signals, coalesced, that a commit applied at least one command.
+// It has one consumer: the reconcile loop.
+func (s *Store) Changes() <-chan struct{} { return s.changes }
 
 // Path is the database file.
 func (s *Store) Path() string { return s.path }

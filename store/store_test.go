@@ -2,9 +2,9 @@ package store
 
 import (
 	"bytes"
-	"path/filepath"
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"

@@ -103,23 +103,6 @@ func put[T any](w *writer, t *table[T], rec *T) error {
 	return nil
 }
 
-// del removes a record and its index entries.
-func del[T any](w *writer, t *table[T], key []byte) error {
-	bkt := w.tx.Bucket(t.bucket)
-	old := bkt.Get(key)
-	if old == nil {
-		return nil
-	}
-	prev := new(T)
-	if err := decode(old, prev); err != nil {
-		return err
-	}
-	if err := delEntries(w.tx, t, prev); err != nil {
-		return err
-	}
-	return bkt.Delete(key)
-}
-
 func delEntries[T any](tx *bolt.Tx, t *table[T], rec *T) error {
 	for _, ix := range t.indexes {
 		ib := tx.Bucket(ix.bucket)

@@ -1,0 +1,275 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/store"
+	"github.com/usipipo/usipipo/store/model"
+)
+
+// ReconcilerOptions configure a Reconciler. Service is required.
+type ReconcilerOptions struct {
+	Service       *Service
+	Planes        []plane.Plane
+	UsageInterval time.Duration // default 10s
+	Debounce      time.Duration // wait after a change before pushing, default 100ms
+	Metrics       *metrics.Set
+	Logger        *slog.Logger
+}
+
+// Reconciler pushes the desired credentials to every data plane and pulls
+// their usage back: on start, soon after every committed change, and every
+// UsageInterval.
+type Reconciler struct {
+	svc      *Service
+	planes   []plane.Plane
+	interval time.Duration
+	debounce time.Duration
+	log      *slog.Logger
+
+	// Owned by the Run goroutine.
+	readings  map[string]planeReading
+	lastEnd   time.Time
+	installed map[string]int
+
+	lastCollect *metrics.Gauge
+	collectErrs *metrics.Counter
+	applyErrs   *metrics.Counter
+	ready       chan struct{}
+}
+
+// planeReading is the last counters of a plane whose deltas are committed.
+type planeReading struct {
+	epoch  string
+	counts map[string]plane.Counter
+}
+
+// NewReconciler returns a Reconciler; Run starts it.
+func NewReconciler(o ReconcilerOptions) *Reconciler {
+	if o.UsageInterval <= 0 {
+		o.UsageInterval = 10 * time.Second
+	}
+	if o.Debounce <= 0 {
+		o.Debounce = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Metrics == nil {
+		o.Metrics = metrics.NewSet()
+	}
+	r := &Reconciler{svc: o.Service, planes: o.Planes, interval: o.UsageInterval, debounce: o.Debounce, log: o.Logger,
+		readings: map[string]planeReading{}, installed: map[string]int{}, ready: make(chan struct{})}
+	r.lastCollect = o.Metrics.NewGauge("usipipo_usage_last_collect_timestamp_seconds", nil)
+	r.collectErrs = o.Metrics.NewCounter("usipipo_usage_collect_errors_total")
+	r.applyErrs = o.Metrics.NewCounter("usipipo_reconcile_errors_total")
+	return r
+}
+
+// Ready is closed after the first push of desired state to every plane
+// ("data planes installed").
+func (r *Reconciler) Ready() <-chan struct{} { return r.ready }
+
+// Run reconciles until ctx ends.
+func (r *Reconciler) Run(ctx context.Context) error {
+	r.lastEnd = r.svc.now().UTC()
+	r.pushAll(ctx)
+	close(r.ready)
+	tick := time.NewTicker(r.interval)
+	defer tick.Stop()
+	sweep := time.NewTicker(time.Minute)
+	defer sweep.Stop()
+	var debounce <-chan time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			r.collect(context.WithoutCancel(ctx)) // keep the last interval's bytes
+			return nil
+		case <-r.svc.st.Changes():
+			if debounce == nil {
+				debounce = time.After(r.debounce)
+			}
+		case <-debounce:
+			debounce = nil
+			r.pushAll(ctx)
+		case <-tick.C:
+			r.collect(ctx)
+			r.pushAll(ctx)
+		case <-sweep.C:
+			r.expire(ctx)
+		}
+	}
+}
+
+// pushAll hands every plane its desired set.
+func (r *Reconciler) pushAll(ctx context.Context) {
+	for _, p := range r.planes {
+		creds, err := r.desired(p)
+		if err == nil {
+			err = p.Apply(ctx, creds)
+		}
+		if err != nil {
+			r.applyErrs.Inc()
+			r.log.Error("reconcile_failed", "plane", p.Name(), "error", err.Error())
+			continue
+		}
+		r.installed[p.Name()] = len(creds)
+	}
+}
+
+// Installed reports how many credentials each plane was last handed.
+func (r *Reconciler) Installed() map[string]int { return r.installed }
+
+// Sync runs one collect and push, for tests and for shutdown.
+func (r *Reconciler) Sync(ctx context.Context) {
+	if r.lastEnd.IsZero() {
+		r.lastEnd = r.svc.now().UTC()
+	}
+	r.collect(ctx)
+	r.pushAll(ctx)
+}
+
+// desired builds a plane's credential set from the store: active keys (or
+// proxies) of its types, of users neither banned nor erased, not yet expired.
+func (r *Reconciler) desired(p plane.Plane) ([]plane.Credential, error) {
+	now := r.svc.now()
+	reading := r.readings[p.Name()]
+	users := map[string]bool{} // user id → may be served
+	allowed := func(userID string) bool {
+		ok, seen := users[userID]
+		if !seen {
+			u, err := r.svc.st.User(userID)
+			ok = err == nil && !u.Banned && !u.Erased
+			users[userID] = ok
+		}
+		return ok
+	}
+	var out []plane.Credential
+	add := func(id string, version uint64, t model.KeyType, rec string, sealed model.Sealed, l model.Limits, used uint64) (*plane.Credential, error) {
+		if !l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt) {
+			return nil, nil
+		}
+		secret, err := r.svc.open(rec, id, version, sealed)
+		if err != nil {
+			return nil, err
+		}
+		c := plane.Credential{ID: id, Version: version, Type: t, Secret: secret, Limits: l, Budget: plane.NoBudget,
+			MarkEpoch: reading.epoch}
+		if cnt, ok := reading.counts[id]; ok {
+			c.Mark = cnt.Rx + cnt.Tx
+		}
+		if l.DataCap > 0 {
+			c.Budget = l.DataCap - min(used, l.DataCap)
+		}
+		out = append(out, c)
+		return &out[len(out)-1], nil
+	}
+	for _, t := range p.Types() {
+		var err error
+		if t == model.MTProto {
+			err = r.svc.st.EachActiveProxy(func(x *model.Proxy) error {
+				if !allowed(x.UserID) {
+					return nil
+				}
+				_, err := add(x.ID, x.Version, t, recProxy, x.Secret, x.Limits, x.PeriodUsage())
+				return err
+			})
+		} else {
+			err = r.svc.st.EachActiveKey(func(k *model.Key) error {
+				if k.Type != t || !allowed(k.UserID) {
+					return nil
+				}
+				c, err := add(k.ID, k.Version, t, recKey, k.Secret, k.Limits, k.PeriodUsage())
+				if c != nil {
+					c.Public, c.AddrV4, c.AddrV6 = k.Public, k.AddrV4, k.AddrV6
+				}
+				return err
+			})
+		}
+		if err != nil {
+			return nil, fmt.Errorf("desired %s credentials: %w", t, err)
+		}
+	}
+	return out, nil
+}
+
+// collect reads every plane's counters, turns them into deltas against the
+// last committed reading, and commits them as one UsageBatch plus the hourly
+// telemetry. On failure the readings stay, so the bytes are counted next time.
+func (r *Reconciler) collect(ctx context.Context) {
+	end := r.svc.now().UTC()
+	if !end.After(r.lastEnd) {
+		return
+	}
+	var deltas []store.UsageDelta
+	var samples []store.UsageSample
+	next := map[string]planeReading{}
+	for _, p := range r.planes {
+		snap, err := p.Counters(ctx)
+		if err != nil {
+			r.collectErrs.Inc()
+			r.log.Error("usage_read_failed", "plane", p.Name(), "error", err.Error())
+			continue
+		}
+		prev := r.readings[p.Name()]
+		cur := planeReading{epoch: snap.Epoch, counts: make(map[string]plane.Counter, len(snap.Counters))}
+		proxy := len(p.Types()) == 1 && p.Types()[0] == model.MTProto
+		for _, c := range snap.Counters {
+			cur.counts[c.ID] = c
+			d := delta(prev, snap.Epoch, c)
+			if d.Rx == 0 && d.Tx == 0 {
+				continue
+			}
+			deltas = append(deltas, store.UsageDelta{ID: c.ID, Proxy: proxy, Rx: d.Rx, Tx: d.Tx, LastSeen: c.LastSeen.UTC()})
+			samples = append(samples, store.UsageSample{ID: c.ID, Rx: d.Rx, Tx: d.Tx})
+		}
+		next[p.Name()] = cur
+	}
+	if len(deltas) > 0 {
+		batch := store.UsageBatch{Node: r.svc.node, Start: r.lastEnd, End: end, Deltas: deltas}
+		err := r.svc.st.Do(ctx, store.Meta{At: end, Actor: string(ActorSystem)}, batch)
+		if err != nil && !errors.Is(err, model.ErrExists) {
+			r.collectErrs.Inc()
+			r.log.Error("usage_commit_failed", "deltas", len(deltas), "error", err.Error())
+			return
+		}
+		if err := r.svc.st.RecordUsage(end, samples); err != nil {
+			r.log.Warn("usage_telemetry_failed", "error", err.Error())
+		}
+	}
+	for name, rd := range next {
+		r.readings[name] = rd
+	}
+	r.lastEnd = end
+	r.lastCollect.Set(float64(end.Unix()))
+}
+
+// delta is what a counter moved since the committed reading. A new epoch (a
+// restarted plane) or a counter that went backwards starts from zero, so a
+// restart never makes a counter jump or revert.
+func delta(prev planeReading, epoch string, c plane.Counter) plane.Counter {
+	old, ok := prev.counts[c.ID]
+	if !ok || prev.epoch != epoch || c.Rx < old.Rx || c.Tx < old.Tx {
+		return plane.Counter{Rx: c.Rx, Tx: c.Tx}
+	}
+	return plane.Counter{Rx: c.Rx - old.Rx, Tx: c.Tx - old.Tx}
+}
+
+// expire records keys whose expiry passed; the planes already stopped them.
+func (r *Reconciler) expire(ctx context.Context) {
+	now := r.svc.now().UTC()
+	ids, err := r.svc.st.KeysExpiredAt(now, 1000)
+	if err != nil || len(ids) == 0 {
+		return
+	}
+	if err := r.svc.st.Do(ctx, store.Meta{At: now, Actor: string(ActorSystem)}, store.ExpireKeys{KeyIDs: ids}); err != nil {
+		r.log.Error("expiry_sweep_failed", "error", err.Error())
+	}
+}
