@@ -1,0 +1,183 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usipipo/usipipo/app/config"
+	"github.com/usipipo/usipipo/app/node"
+)
+
+// runCLI runs one command in-process and returns its exit code and output.
+func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := Run(context.Background(), args, Env{Stdout: &out, Stderr: &errb, Version: "test",
+		LookupEnv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	return code, out.String(), errb.String()
+}
+
+// startNode runs a node on a temp data dir with every listener on port 0.
+func startNode(t *testing.T) (data string, stop func()) {
+	t.Helper()
+	data = filepath.Join(t.TempDir(), "data")
+	cfg, err := config.Parse([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0",
+		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0"}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	var logs bytes.Buffer
+	go func() {
+		done <- node.Run(ctx, cfg, node.Options{Version: "test", Logs: &logs, Terminal: &bytes.Buffer{},
+			Started: func(*node.Node) { close(started) }})
+	}()
+	select {
+	case <-started:
+	case err := <-done:
+		t.Fatalf("node did not start: %v\n%s", err, logs.String())
+	case <-time.After(20 * time.Second):
+		t.Fatal("node did not start in 20 s")
+	}
+	return data, func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node stopped with %v", err)
+		}
+	}
+}
+
+func TestAdminVerbsAgainstRunningNode(t *testing.T) {
+	data, stop := startNode(t)
+	defer stop()
+	env := map[string]string{"USIPIPO_DATA": data}
+
+	code, out, errs := runCLI(t, env, "user", "add", "--telegram-id", "123", "--username", "maria")
+	if code != 0 || !strings.Contains(out, "telegram: 123") {
+		t.Fatalf("user add: %d %q %q", code, out, errs)
+	}
+	code, out, _ = runCLI(t, env, "user", "show", "123", "--json")
+	var detail struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &detail) != nil || detail.User.ID == "" {
+		t.Fatalf("user show --json: %d %q", code, out)
+	}
+	userID := detail.User.ID
+
+	code, out, errs = runCLI(t, env, "key", "add", "--user", userID, "--type", "wireguard", "--name", "phone")
+	if code != 0 || !strings.Contains(out, "[Interface]") || !strings.Contains(out, "Endpoint = vpn.test:") {
+		t.Fatalf("key add: %d %q %q", code, out, errs)
+	}
+	code, out, _ = runCLI(t, env, "key", "list", "--user", userID, "--json")
+	var keys struct {
+		Items []struct{ ID, Status string } `json:"items"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &keys) != nil || len(keys.Items) != 1 {
+		t.Fatalf("key list: %d %q", code, out)
+	}
+	keyID := keys.Items[0].ID
+	qr := filepath.Join(t.TempDir(), "k.png")
+	if code, out, _ = runCLI(t, env, "key", "config", keyID, "--qr", qr); code != 0 || !strings.Contains(out, "PrivateKey") {
+		t.Fatalf("key config: %d %q", code, out)
+	}
+	if b, err := os.ReadFile(qr); err != nil || !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatalf("qr file: %v", err)
+	}
+	if code, _, _ = runCLI(t, env, "key", "add", "--user", userID, "--type", "outline"); code != 0 {
+		t.Fatal("outline key add failed")
+	}
+	if code, out, _ = runCLI(t, env, "key", "revoke", keyID); code != 0 || !strings.Contains(out, "revoked") {
+		t.Fatalf("key revoke: %d %q", code, out)
+	}
+	if code, _, errs = runCLI(t, env, "key", "config", keyID); code != 1 || !strings.Contains(errs, "revoked") {
+		t.Fatalf("config of a revoked key: %d %q", code, errs)
+	}
+	if code, out, _ = runCLI(t, env, "proxy", "add", "--user", "123"); code != 0 || !strings.HasPrefix(out, "tg://proxy?") {
+		t.Fatalf("proxy add: %d %q", code, out)
+	}
+	if code, out, _ = runCLI(t, env, "plan", "add", "--name", "Mensual", "--days", "30", "--data-gb", "50", "--price-stars", "150", "--price-usd", "2.99"); code != 0 || !strings.Contains(out, "Mensual") {
+		t.Fatalf("plan add: %d %q", code, out)
+	}
+	if code, out, _ = runCLI(t, env, "plan", "list"); code != 0 || !strings.Contains(out, "150 XTR / $2.99") {
+		t.Fatalf("plan list: %d %q", code, out)
+	}
+	code, out, errs = runCLI(t, env, "apikey", "add", "--scope", "admin", "--name", "crm")
+	if code != 0 || !strings.HasPrefix(out, "usp_") || !strings.Contains(errs, "shown once") {
+		t.Fatalf("apikey add: %d %q %q", code, out, errs)
+	}
+	if code, out, _ = runCLI(t, env, "admin", "reset-password"); code != 0 || !strings.Contains(out, "one-time password") {
+		t.Fatalf("reset-password: %d %q", code, out)
+	}
+	if code, out, _ = runCLI(t, env, "user", "ban", "123", "--reason", "spam"); code != 0 || !strings.Contains(out, "banned: true") {
+		t.Fatalf("ban: %d %q", code, out)
+	}
+	if code, _, errs = runCLI(t, env, "user", "ban", "123"); code != 1 || !strings.Contains(errs, "already") {
+		t.Fatalf("second ban: %d %q", code, errs)
+	}
+	if code, _, errs = runCLI(t, env, "user", "show", "01m8hzp2tz42egj454rqky0r91"); code != 1 || !strings.Contains(errs, "not found") {
+		t.Fatalf("unknown user: %d %q", code, errs)
+	}
+	for _, f := range []string{"admin.sock", "node.key", "usipipo.db"} {
+		fi, err := os.Stat(filepath.Join(data, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: %v mode %v, want 0600", f, err, fi.Mode().Perm())
+		}
+	}
+	if code, out, _ = runCLI(t, env, "doctor", "--data", data, "--http", "127.0.0.1:0"); !strings.Contains(out, "checked by the running node") {
+		t.Errorf("doctor against a running node: %d %q", code, out)
+	}
+}
+
+func TestVerbWithoutNodeSaysSoInOneLine(t *testing.T) {
+	data := t.TempDir()
+	code, out, errs := runCLI(t, map[string]string{"USIPIPO_DATA": data}, "user", "list")
+	if code != 1 || out != "" || strings.Count(errs, "\n") != 1 || !strings.Contains(errs, "node is not running") {
+		t.Fatalf("got %d %q %q", code, out, errs)
+	}
+}
+
+func TestBadSettingsStopStartWithOneClearError(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o600)
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{nil, []string{"serve", "--http", "abc"}, `--http "abc"`},
+		{map[string]string{"USIPIPO_WG_MODE": "kernel"}, []string{"serve", "--data", dir}, "USIPIPO_WG_MODE"},
+		{nil, []string{"serve", "--data", filepath.Join(file, "sub")}, "--data"},
+		{nil, []string{"serve", "--egress-allow", "10.0.0.0/33"}, "--egress-allow"},
+	} {
+		code, _, errs := runCLI(t, tc.env, tc.args...)
+		if code != 1 || !strings.Contains(errs, tc.want) || strings.Count(errs, "\n") != 1 {
+			t.Errorf("%v %v: %d %q, want one line naming %s", tc.env, tc.args, code, errs, tc.want)
+		}
+	}
+}
+
+func TestInitPrintsSecretsOnceAndRefusesTwice(t *testing.T) {
+	data := filepath.Join(t.TempDir(), "d")
+	code, out, errs := runCLI(t, nil, "init", "--data", data)
+	if code != 0 || out != "" || !strings.Contains(errs, "One-time password:") || !strings.Contains(errs, "Backup passphrase:") {
+		t.Fatalf("init: %d %q %q", code, out, errs)
+	}
+	if code, _, errs = runCLI(t, nil, "init", "--data", data); code != 1 || !strings.Contains(errs, "already holds a node") {
+		t.Fatalf("second init: %d %q", code, errs)
+	}
+}

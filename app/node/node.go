@@ -1,0 +1,241 @@
+// Package node wires a usipipo node together — store, keys, service layer,
+// reconcile loop, data planes, HTTP, admin socket, scheduled backups — and
+// runs it: every part has the same lifecycle, a failed start stops what
+// already started, and shutdown finishes in-flight work before the store
+// closes.
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+
+	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/backup"
+	"github.com/usipipo/usipipo/app/config"
+	"github.com/usipipo/usipipo/app/egress"
+	"github.com/usipipo/usipipo/app/listen"
+	"github.com/usipipo/usipipo/app/logging"
+	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/store"
+	"github.com/usipipo/usipipo/store/cache"
+	"github.com/usipipo/usipipo/store/keyring"
+	"github.com/usipipo/usipipo/web"
+)
+
+// Options configure Run beyond the settings.
+type Options struct {
+	Version  string
+	Logs     io.Writer // JSON log lines; default os.Stdout
+	Terminal io.Writer // where init prints one-time secrets; nil: a 0600 file in the data dir
+	// Planes are the data planes to reconcile; later parts of the node add
+	// WireGuard, Outline and MTProto here.
+	Planes func(n *Node) ([]plane.Plane, error)
+	// Started, if set, is called once the node serves (tests use it).
+	Started func(n *Node)
+}
+
+// Node is a running node's parts.
+type Node struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	Metrics *metrics.Set
+	Store   *store.Store
+	Service *app.Service
+	Egress  *egress.Dialer
+	HTTP    *web.Server
+	Listen  *listen.Registry
+	// HTTPAddr is the bound address of --http (useful with port 0).
+	HTTPAddr net.Addr
+
+	version   string
+	started   time.Time
+	sec       *secrets
+	cache     *cache.Cache
+	recon     *app.Reconciler
+	restart   chan string // a verified restored database to swap in
+	restoreMu sync.Mutex
+	// stagedManifest describes the staged restore; set before restart is sent.
+	stagedManifest *backup.Manifest
+}
+
+// errRestart asks Run to stop every part, swap in a restored database, and
+// start again.
+var errRestart = errors.New("restart requested")
+
+// Run serves the node until ctx ends. On an empty data dir it first
+// initialises it, as `usipipo init` would.
+func Run(ctx context.Context, cfg *config.Config, o Options) error {
+	if o.Logs == nil {
+		o.Logs = os.Stdout
+	}
+	log := logging.New(o.Logs, "node", cfg.LogLevel)
+	if err := firstStart(ctx, cfg, o, log); err != nil {
+		return err
+	}
+	reg, err := listen.New(os.Getenv, os.Unsetenv)
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
+	for {
+		staged, err := runOnce(ctx, cfg, o, log, reg)
+		if !errors.Is(err, errRestart) {
+			return err
+		}
+		log.Warn("restore_swap", "file", staged)
+	}
+}
+
+func firstStart(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger) error {
+	ok, err := initialised(cfg.Data)
+	if err != nil || ok {
+		return err
+	}
+	pass := ""
+	if cfg.PassphraseFile != "" {
+		b, err := os.ReadFile(cfg.PassphraseFile)
+		if err != nil {
+			return fmt.Errorf("reading --passphrase-file: %w", err)
+		}
+		pass = string(trimNL(b))
+	}
+	res, err := Init(ctx, cfg.Data, pass, rand.Reader)
+	if err != nil {
+		return fmt.Errorf("initialising %s: %w", cfg.Data, err)
+	}
+	if o.Terminal != nil {
+		WriteInitResult(o.Terminal, cfg.Data, res)
+		return nil
+	}
+	// No terminal (a service): never put the secrets in the journal.
+	path := cfg.Data + "/initial-credentials.txt"
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_EXCL, 0o600)
+	if err != nil {
+		return fmt.Errorf("writing initial credentials: %w", err)
+	}
+	defer f.Close()
+	WriteInitResult(f, cfg.Data, res)
+	log.Warn("initialised", "credentials_file", path, "details", "read it once, then delete it")
+	return nil
+}
+
+func trimNL(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// runOnce starts every part, serves until ctx ends or a restore asks for a
+// restart, and stops every part in reverse order.
+func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, reg *listen.Registry) (string, error) {
+	n := &Node{Config: cfg, Log: log, Metrics: metrics.NewSet(), Listen: reg, version: o.Version, started: time.Now(),
+		restart: make(chan string, 1)}
+	var stops []func(context.Context)
+	stopAll := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
+		defer cancel()
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i](sctx)
+		}
+	}
+	if err := n.openCore(&stops); err != nil {
+		stopAll()
+		return "", err
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stops = append(stops, func(context.Context) { cancel(); wg.Wait() })
+	if err := n.startServing(runCtx, o, &wg, &stops); err != nil {
+		stopAll()
+		return "", err
+	}
+	log.Info("api_ready", "duration_ms", float64(time.Since(n.started).Microseconds())/1000, "http", n.HTTPAddr.String())
+	if o.Started != nil {
+		o.Started(n)
+	}
+	select {
+	case <-ctx.Done():
+		log.Info("shutting_down")
+		stopAll()
+		log.Info("stopped")
+		return "", nil
+	case staged := <-n.restart:
+		stopAll()
+		if err := n.swapIn(staged); err != nil {
+			log.Error("restore_failed", "error", err.Error())
+		}
+		return staged, errRestart
+	}
+}
+
+// openCore opens the store, the keys, the cache and the service layer.
+func (n *Node) openCore(stops *[]func(context.Context)) error {
+	cfg := n.Config
+	st, err := store.Open(store.Options{Path: dbPath(cfg.Data), Logger: logging.ForService(n.Log, "store"), Metrics: n.Metrics})
+	if err != nil {
+		return err
+	}
+	n.Store = st
+	*stops = append(*stops, func(context.Context) { st.Close() })
+	nodeKey, _, err := keyring.LoadNodeKey(cfg.Data, credDir(), false, rand.Reader)
+	if err != nil {
+		return err
+	}
+	if n.sec, err = openSecrets(st, nodeKey, rand.Reader); err != nil {
+		return err
+	}
+	if n.cache, err = cache.New(cache.Options{MaxBytes: int64(cfg.CacheMB) << 20, Metrics: n.Metrics}); err != nil {
+		return err
+	}
+	*stops = append(*stops, func(context.Context) { n.cache.Close() })
+	n.Egress, err = egress.New(egress.Options{Allow: cfg.EgressAllow, Deny: cfg.EgressDeny, Metrics: n.Metrics})
+	if err != nil {
+		return err
+	}
+	n.Service, err = app.New(app.Options{Store: st, DataKey: n.sec.dataKey, Cache: n.cache, Node: cfg.Node,
+		Logger: logging.ForService(n.Log, "app"), Ends: n.endpoints(), WGPool4: cfg.WGV4Pool, WGPool6: cfg.WGV6Pool,
+		AdminIDs: cfg.AdminIDs})
+	return err
+}
+
+// endpoints derives what client configs point at from the settings.
+func (n *Node) endpoints() app.Endpoints {
+	cfg := n.Config
+	host := cfg.PublicHost
+	if host == "" {
+		host = guessPublicHost()
+	}
+	return app.Endpoints{PublicHost: host, WGPort: port(cfg.WGListen), WGPublicKey: n.sec.wgPublic,
+		SSPort: port(cfg.SSListen), MTProtoPort: port(cfg.MTProtoListen)}
+}
+
+func port(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	v, _ := strconv.Atoi(p)
+	return v
+}
+
+// guessPublicHost picks the first global unicast address of the machine, the
+// best default for a VPS with a public address on its interface.
+func guessPublicHost() string {
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && p.Addr().IsGlobalUnicast() && !p.Addr().IsPrivate() {
+			return p.Addr().String()
+		}
+	}
+	return "127.0.0.1"
+}

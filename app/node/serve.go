@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/admin"
+	"github.com/usipipo/usipipo/app/backup"
+	"github.com/usipipo/usipipo/app/logging"
+	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/web"
+)
+
+// startServing starts the reconcile loop, HTTP, the admin socket and the
+// backup scheduler, each registering how it stops.
+func (n *Node) startServing(ctx context.Context, o Options, wg *sync.WaitGroup, stops *[]func(context.Context)) error {
+	var planes []plane.Plane
+	if o.Planes != nil {
+		var err error
+		if planes, err = o.Planes(n); err != nil {
+			return fmt.Errorf("starting data planes: %w", err)
+		}
+	}
+	n.recon = app.NewReconciler(app.ReconcilerOptions{Service: n.Service, Planes: planes, Metrics: n.Metrics,
+		Logger: logging.ForService(n.Log, "reconcile")})
+	wg.Go(func() { n.recon.Run(ctx) })
+	go func() {
+		select {
+		case <-n.recon.Ready():
+			n.Log.Info("data_planes_installed", "duration_ms", float64(time.Since(n.started).Microseconds())/1000,
+				"planes", len(planes))
+		case <-ctx.Done():
+		}
+	}()
+	if err := n.startHTTP(stops); err != nil {
+		return err
+	}
+	if err := n.startAdmin(ctx, stops); err != nil {
+		return err
+	}
+	return n.startBackups(ctx, wg)
+}
+
+func (n *Node) startHTTP(stops *[]func(context.Context)) error {
+	srv, err := web.New(web.Options{Logger: logging.ForService(n.Log, "api"), Metrics: n.Metrics, Version: n.version,
+		Ready: map[string]func(context.Context) error{
+			"store": func(context.Context) error { _, err := n.Store.GetMeta([]byte("schema_version")); return err },
+			"data_planes": func(context.Context) error {
+				select {
+				case <-n.recon.Ready():
+					return nil
+				default:
+					return fmt.Errorf("data planes not installed yet")
+				}
+			},
+		}})
+	if err != nil {
+		return err
+	}
+	n.HTTP = srv
+	ln, err := n.Listen.Listen("tcp", n.Config.HTTP)
+	if err != nil {
+		return fmt.Errorf("listening on --http %s: %w", n.Config.HTTP, err)
+	}
+	n.HTTPAddr = ln.Addr()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(ln); err != nil {
+			n.Log.Error("http_stopped", "error", err.Error())
+		}
+	}()
+	*stops = append(*stops, func(ctx context.Context) { srv.Shutdown(ctx); <-done })
+	return nil
+}
+
+func (n *Node) startAdmin(ctx context.Context, stops *[]func(context.Context)) error {
+	ln, err := n.Listen.ListenUnix(socketPath(n.Config.Data))
+	if err != nil {
+		return fmt.Errorf("admin socket: %w", err)
+	}
+	srv := admin.NewServer(n.Service, n, logging.ForService(n.Log, "admin"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ctx, ln)
+	}()
+	*stops = append(*stops, func(sctx context.Context) {
+		ln.Close()
+		srv.Shutdown(sctx)
+		<-done
+	})
+	return nil
+}
+
+func (n *Node) startBackups(ctx context.Context, wg *sync.WaitGroup) error {
+	if n.Config.BackupEvery <= 0 || !n.sec.hasPass {
+		return nil
+	}
+	sch, err := backup.NewScheduler(backup.SchedulerOptions{Store: n.Store, DataKey: n.sec.dataKey, PassKey: n.sec.passKey,
+		Dir: backupsPath(n.Config.Data), Every: n.Config.BackupEvery, Keep: n.Config.BackupKeep, Node: n.Config.Node,
+		Version: n.version, Logger: logging.ForService(n.Log, "backup"), Metrics: n.Metrics, Rand: rand.Reader})
+	if err != nil {
+		return err
+	}
+	wg.Go(func() { sch.Run(ctx) })
+	return nil
+}
