@@ -36,6 +36,7 @@ type Reconciler struct {
 
 	// Owned by the Run goroutine.
 	readings  map[string]planeReading
+	known     map[string]knownCred // decoded credentials by id, of the version seen last
 	lastEnd   time.Time
 	installed map[string]int
 
@@ -66,7 +67,7 @@ func NewReconciler(o ReconcilerOptions) *Reconciler {
 		o.Metrics = metrics.NewSet()
 	}
 	r := &Reconciler{svc: o.Service, planes: o.Planes, interval: o.UsageInterval, debounce: o.Debounce, log: o.Logger,
-		readings: map[string]planeReading{}, installed: map[string]int{}, ready: make(chan struct{})}
+		readings: map[string]planeReading{}, known: map[string]knownCred{}, installed: map[string]int{}, ready: make(chan struct{})}
 	r.lastCollect = o.Metrics.NewGauge("usipipo_usage_last_collect_timestamp_seconds", nil)
 	r.collectErrs = o.Metrics.NewCounter("usipipo_usage_collect_errors_total")
 	r.applyErrs = o.Metrics.NewCounter("usipipo_reconcile_errors_total")
@@ -138,66 +139,88 @@ func (r *Reconciler) Sync(ctx context.Context) {
 
 // desired builds a plane's credential set from the store: active keys (or
 // proxies) of its types, of users neither banned nor erased, not yet expired.
+// Only records whose version changed since the last pass are decoded and
+// their secrets opened; the rest come from r.known.
 func (r *Reconciler) desired(p plane.Plane) ([]plane.Credential, error) {
 	now := r.svc.now()
 	reading := r.readings[p.Name()]
-	users := map[string]bool{} // user id → may be served
-	allowed := func(userID string) bool {
-		ok, seen := users[userID]
-		if !seen {
-			u, err := r.svc.st.User(userID)
-			ok = err == nil && !u.Banned && !u.Erased
-			users[userID] = ok
-		}
-		return ok
+	blocked, err := r.svc.st.BlockedUsers()
+	if err != nil {
+		return nil, err
 	}
 	var out []plane.Credential
-	add := func(id string, version uint64, t model.KeyType, rec string, sealed model.Sealed, l model.Limits, used uint64) (*plane.Credential, error) {
-		if !l.ExpiresAt.IsZero() && !now.Before(l.ExpiresAt) {
-			return nil, nil
-		}
-		secret, err := r.svc.open(rec, id, version, sealed)
-		if err != nil {
-			return nil, err
-		}
-		c := plane.Credential{ID: id, Version: version, Type: t, Secret: secret, Limits: l, Budget: plane.NoBudget,
-			MarkEpoch: reading.epoch}
-		if cnt, ok := reading.counts[id]; ok {
-			c.Mark = cnt.Rx + cnt.Tx
-		}
-		if l.DataCap > 0 {
-			c.Budget = l.DataCap - min(used, l.DataCap)
-		}
-		out = append(out, c)
-		return &out[len(out)-1], nil
-	}
 	for _, t := range p.Types() {
-		var err error
-		if t == model.MTProto {
-			err = r.svc.st.EachActiveProxy(func(x *model.Proxy) error {
-				if !allowed(x.UserID) {
+		proxy := t == model.MTProto
+		err := r.svc.st.EachActiveVersion(proxy, func(userID, id string, version uint64) error {
+			if blocked[userID] {
+				return nil
+			}
+			k, ok := r.known[id]
+			if !ok || k.cred.Version != version {
+				var err error
+				if k, err = r.load(id, proxy); err != nil {
+					return err
+				}
+				if k.cred.Type != t {
 					return nil
 				}
-				_, err := add(x.ID, x.Version, t, recProxy, x.Secret, x.Limits, x.PeriodUsage())
-				return err
-			})
-		} else {
-			err = r.svc.st.EachActiveKey(func(k *model.Key) error {
-				if k.Type != t || !allowed(k.UserID) {
-					return nil
+				r.known[id] = k
+			}
+			if k.cred.Type != t || (!k.cred.Limits.ExpiresAt.IsZero() && !now.Before(k.cred.Limits.ExpiresAt)) {
+				return nil
+			}
+			c := k.cred
+			c.Budget, c.Mark, c.MarkEpoch = plane.NoBudget, 0, reading.epoch
+			if cnt, ok := reading.counts[id]; ok {
+				c.Mark = cnt.Rx + cnt.Tx
+			}
+			if c.Limits.DataCap > 0 {
+				u, err := r.svc.st.Usage(id)
+				if err != nil {
+					return err
 				}
-				c, err := add(k.ID, k.Version, t, recKey, k.Secret, k.Limits, k.PeriodUsage())
-				if c != nil {
-					c.Public, c.AddrV4, c.AddrV6 = k.Public, k.AddrV4, k.AddrV6
-				}
-				return err
-			})
-		}
+				used := u.Total() - min(u.Total(), k.capBase)
+				c.Budget = c.Limits.DataCap - min(used, c.Limits.DataCap)
+			}
+			out = append(out, c)
+			return nil
+		})
 		if err != nil {
 			return nil, fmt.Errorf("desired %s credentials: %w", t, err)
 		}
 	}
 	return out, nil
+}
+
+// knownCred is a decoded credential of a given record version.
+type knownCred struct {
+	cred    plane.Credential
+	capBase uint64
+}
+
+func (r *Reconciler) load(id string, proxy bool) (knownCred, error) {
+	if proxy {
+		x, err := r.svc.st.Proxy(id)
+		if err != nil {
+			return knownCred{}, err
+		}
+		secret, err := r.svc.open(recProxy, x.ID, x.Version, x.Secret)
+		if err != nil {
+			return knownCred{}, err
+		}
+		return knownCred{cred: plane.Credential{ID: x.ID, Version: x.Version, Type: model.MTProto, Secret: secret,
+			Limits: x.Limits}, capBase: x.CapBase}, nil
+	}
+	k, err := r.svc.st.Key(id)
+	if err != nil {
+		return knownCred{}, err
+	}
+	secret, err := r.svc.open(recKey, k.ID, k.Version, k.Secret)
+	if err != nil {
+		return knownCred{}, err
+	}
+	return knownCred{cred: plane.Credential{ID: k.ID, Version: k.Version, Type: k.Type, Secret: secret, Public: k.Public,
+		AddrV4: k.AddrV4, AddrV6: k.AddrV6, Limits: k.Limits}, capBase: k.CapBase}, nil
 }
 
 // collect reads every plane's counters, turns them into deltas against the

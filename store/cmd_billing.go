@@ -100,7 +100,7 @@ func planGrant(v *view, m Meta, c GrantPlan) (mutation, error) {
 			if k.Trial || k.SubID == "" || (k.Status != model.KeyActive && !(k.Status == model.KeySuspended && k.Reason == ReasonDataCap)) {
 				continue
 			}
-			k.SubID, k.Limits, k.CapBase, k.Updated = s.ID, limits, k.Usage.Total(), m.At
+			k.SubID, k.Limits, k.CapBase, k.Updated = s.ID, limits, w.usage(k.ID).Total(), m.At
 			k.Status, k.Reason = model.KeyActive, ""
 			if err := put(w, keys, k); err != nil {
 				return err

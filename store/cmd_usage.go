@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -18,10 +20,11 @@ type UsageDelta struct {
 
 // UsageBatch brings one interval of one node's usage into the domain state.
 // Each credential's counter for that node only grows by the recorded deltas,
-// so a data-plane restart or another key's reset never moves it. A
-// credential that reaches its data cap with no throttle speed is suspended
-// here, deterministically, from the counters the batch produced. The same
-// (node, interval) is applied once.
+// so a data-plane restart or another key's reset never moves it. Counters
+// live in their own bucket, not in the credential records, so usage never
+// changes a record's version. A credential that reaches its data cap with
+// no throttle speed is suspended here, deterministically, from the counters
+// the batch produced. The same (node, interval) is applied once.
 type UsageBatch struct {
 	Node   string       `json:"node"`
 	Start  time.Time    `json:"start"`
@@ -45,7 +48,7 @@ func (c UsageBatch) redacted() any {
 var keyUsageMark = []byte("usage_mark/")
 
 func (c UsageBatch) plan(v *view, m Meta) (mutation, error) {
-	if c.Node == "" || !c.End.After(c.Start) {
+	if c.Node == "" || !c.End.After(c.Start) || bytes.IndexByte(str(c.Node), sep) >= 0 {
 		return nil, fmt.Errorf("usage batch needs a node and an interval: %w", model.ErrInvalid)
 	}
 	mark := append(append([]byte(nil), keyUsageMark...), c.Node...)
@@ -63,42 +66,79 @@ func (c UsageBatch) plan(v *view, m Meta) (mutation, error) {
 }
 
 func applyDelta(w *writer, node string, d UsageDelta) error {
+	records, caps := bKeys, iKeysCap
 	if d.Proxy {
-		p, err := getByID(&w.view, proxies, d.ID)
-		if err != nil {
-			return nil // unknown credentials are skipped, as every node would
-		}
-		p.Usage = addUsage(p.Usage, node, d)
-		if p.Status == model.KeyActive && overCap(p.Limits, p.PeriodUsage()) {
-			p.Status, p.Reason = model.KeySuspended, ReasonDataCap
-		}
-		return put(w, proxies, p)
+		records, caps = bProxies, iProxiesCap
 	}
-	k, err := getByID(&w.view, keys, d.ID)
-	if err != nil {
-		return nil
+	if w.bucket(records).Get(str(d.ID)) == nil {
+		return nil // unknown credentials are skipped, as every node would
 	}
-	k.Usage = addUsage(k.Usage, node, d)
-	if k.Status == model.KeyActive && overCap(k.Limits, k.PeriodUsage()) {
-		k.Status, k.Reason = model.KeySuspended, ReasonDataCap
-	}
-	return put(w, keys, k)
-}
-
-func addUsage(u model.Usage, node string, d UsageDelta) model.Usage {
-	if u == nil {
-		u = model.Usage{}
-	}
-	c := u[node]
+	ub := w.tx.Bucket(bUsage)
+	k := compose(str(d.ID), str(node))
+	c := decodeCounter(ub.Get(k))
 	c.Rx += d.Rx
 	c.Tx += d.Tx
 	if d.LastSeen.After(c.LastSeen) {
 		c.LastSeen = d.LastSeen
 	}
-	u[node] = c
+	if err := ub.Put(k, encodeCounter(c)); err != nil {
+		return fmt.Errorf("writing usage: %w", err)
+	}
+	capv := w.bucket(caps).Get(str(d.ID))
+	if len(capv) != 16 {
+		return nil
+	}
+	limit, base := binary.BigEndian.Uint64(capv[:8]), binary.BigEndian.Uint64(capv[8:])
+	if w.usage(d.ID).Total() < base+limit {
+		return nil
+	}
+	if d.Proxy {
+		p, err := getByID(&w.view, proxies, d.ID)
+		if err != nil {
+			return err
+		}
+		p.Status, p.Reason = model.KeySuspended, ReasonDataCap
+		return put(w, proxies, p)
+	}
+	key, err := getByID(&w.view, keys, d.ID)
+	if err != nil {
+		return err
+	}
+	key.Status, key.Reason = model.KeySuspended, ReasonDataCap
+	return put(w, keys, key)
+}
+
+// usage reads a credential's counters of every node.
+func (v *view) usage(id string) model.Usage {
+	prefix := userPrefix(id)
+	var u model.Usage
+	c := v.bucket(bUsage).Cursor()
+	for k, val := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, val = c.Next() {
+		if u == nil {
+			u = model.Usage{}
+		}
+		u[string(k[len(prefix):])] = decodeCounter(val)
+	}
 	return u
 }
 
-func overCap(l model.Limits, used uint64) bool {
-	return l.DataCap > 0 && l.ThrottleBps == 0 && used >= l.DataCap
+func encodeCounter(c model.Counter) []byte {
+	b := make([]byte, 24)
+	binary.BigEndian.PutUint64(b[:8], c.Rx)
+	binary.BigEndian.PutUint64(b[8:16], c.Tx)
+	if !c.LastSeen.IsZero() {
+		binary.BigEndian.PutUint64(b[16:], uint64(c.LastSeen.UnixNano()))
+	}
+	return b
+}
+
+func decodeCounter(b []byte) model.Counter {
+	if len(b) != 24 {
+		return model.Counter{}
+	}
+	c := model.Counter{Rx: binary.BigEndian.Uint64(b[:8]), Tx: binary.BigEndian.Uint64(b[8:16])}
+	if ns := binary.BigEndian.Uint64(b[16:]); ns != 0 {
+		c.LastSeen = time.Unix(0, int64(ns)).UTC()
+	}
+	return c
 }

@@ -245,14 +245,14 @@ func readAcks(r io.Reader, ready chan<- struct{}, got *acks, bad *[]string) erro
 // and that the file and its indexes are consistent.
 func TestCrashKeepsAcknowledgedCommands(t *testing.T) {
 	if testing.Short() {
-		t.Skip("crash test: re-executes the test binary 24 times")
+		t.Skip("crash test: re-executes the test binary 20 times")
 	}
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, seed>>32))
 	path := filepath.Join(t.TempDir(), "usipipo.db")
 	prevUsers, acked := 0, 0
-	const rounds = 24
+	const rounds = 20
 	for round := range rounds {
 		delay := time.Duration(20+rng.IntN(281)) * time.Millisecond
 		got := killRound(t, path, int64(round+1), delay)

@@ -84,11 +84,12 @@ func createBuckets(tx *bolt.Tx) error {
 	return nil
 }
 
-// migrate1to2: schema 1 kept a key's expiry as a top-level "expires_at" and
-// had no expiry or address index. Schema 2 keeps the expiry in
-// limits.expires_at and indexes both.
+// migrate1to2: schema 1 kept a key's expiry as a top-level "expires_at",
+// had no expiry, address, cap or blocked-user index, and an active-key index
+// without versions. Schema 2 keeps the expiry in limits.expires_at and
+// (re)builds those indexes from the records.
 func migrate1to2(tx *bolt.Tx) error {
-	for _, b := range [][]byte{iKeysExpiry, iKeysAddr} {
+	for _, b := range [][]byte{iKeysExpiry, iKeysAddr, iKeysCap} {
 		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 			return err
 		}
@@ -140,10 +141,17 @@ func migrate1to2(tx *bolt.Tx) error {
 		}
 	}
 	// Build the new indexes from the migrated records.
-	if err := rebuildIndex(tx, keys, iKeysExpiry); err != nil {
-		return err
+	for _, ix := range [][]byte{iKeysActive, iKeysExpiry, iKeysAddr, iKeysCap} {
+		if err := rebuildIndex(tx, keys, ix); err != nil {
+			return err
+		}
 	}
-	return rebuildIndex(tx, keys, iKeysAddr)
+	for _, b := range [][]byte{iUsersBlocked, iProxiesCap} {
+		if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+			return err
+		}
+	}
+	return rebuildIndex(tx, users, iUsersBlocked)
 }
 
 func rebuildIndex[T any](tx *bolt.Tx, t *table[T], bucket []byte) error {

@@ -88,6 +88,9 @@ func checkAckOrder(r io.Reader, dbPath string, pageSize int) (ackOrder, error) {
 	for _, e := range events {
 		switch e.kind {
 		case 'a':
+			if len(e.text) != model.IDLen {
+				return res, fmt.Errorf("trace line %d: acknowledgement of %q, not an id", e.line, e.text)
+			}
 			ids[e.text] = -1
 		case 'm':
 			res.commits++
@@ -290,19 +293,19 @@ func quoted(s string) (str, rest string, ok bool) {
 // first page written (by the pipelined committer) before A's ack, and
 // another thread's syscalls interleaved. Lines are tagged for the mutations.
 const goodTrace = `100 openat(AT_FDCWD, "/d/usipipo.db", O_RDWR|O_CREAT|O_CLOEXEC, 0600) = 3
-100 pwrite64(3, "\2\0\0\0\0\0\0\0\1\0\0\0\1\0\0\0\0\0\20\00001jz00000000000000000000000a{\"id\":\"01jz00000000000000000000000a\"}", 4096, 16384) = 4096 #data
+100 pwrite64(3, "\2\0\0\0\0\0\0\0\1\0\0\0\1\0\0\0\0\0\20\00001jz000000000000000000000a{\"id\":\"01jz000000000000000000000a\"}", 4096, 16384) = 4096 #data
 100 fdatasync(3)                      = 0 #datasync
 100 pwrite64(3, "\0\0\0\0\0\0\0\0\4\0\0\0\355\332\f\355"..., 4096, 4096) = 4096 #meta
 100 fdatasync(3 <unfinished ...> #sync
 101 write(1, "READY\n", 6) = 6
 100 <... fdatasync resumed>)           = 0 #syncdone
-100 pwrite64(3, "\2\0\0\0\0\0\0\0\1\0\0\0\1\0\0\0\0\0\20\00001jz00000000000000000000000b", 4096, 20480) = 4096
-102 write(1, "ACK user 01jz00000000000000000000000a\n", 38 <unfinished ...> #ack
+100 pwrite64(3, "\2\0\0\0\0\0\0\0\1\0\0\0\1\0\0\0\0\0\20\00001jz000000000000000000000b", 4096, 20480) = 4096
+102 write(1, "ACK user 01jz000000000000000000000a\n", 38 <unfinished ...> #ack
 100 fdatasync(3)                      = 0
 102 <... write resumed>)              = 38
 100 pwrite64(3, "\0\0\0\0\0\0\0\0\4\0\0\0\355\332\f\355"..., 4096, 0) = 4096
 100 fdatasync(3)                      = 0
-102 write(1, "ACK user 01jz00000000000000000000000b\n", 38) = 38
+102 write(1, "ACK user 01jz000000000000000000000b\n", 38) = 38
 100 close(3)                          = 0
 100 +++ exited with 0 +++`
 
@@ -331,20 +334,22 @@ func TestCheckAckOrderFindsAckBeforeSync(t *testing.T) {
 	if err != nil || res.acks != 2 || res.commits != 2 {
 		t.Fatalf("good trace: %+v %v, want 2 acks and 2 commits", res, err)
 	}
-	bad := map[string]string{
-		"no final sync":     edit("#syncdone", "100 fdatasync(3 <unfinished ...> #sync", "100 pwrite64(3, \"x\", 1, 0) = 1"),
-		"no data sync":      edit("#datasync"),
-		"ack while syncing": edit("#syncdone", "102 <... write resumed>)              = 38", "100 <... fdatasync resumed>) = 0"),
-		"sync of other fd":  edit("", "fdatasync(3 <unfinished", "fdatasync(4 <unfinished"),
-		"failed sync":       edit("", "<... fdatasync resumed>)           = 0", "<... fdatasync resumed>) = -1 EIO (Input/output error)"),
-		"ack before write":  edit("", "00001jz00000000000000000000000a{", "00001jz00000000000000000000000c{", `"01jz00000000000000000000000a"`, `""`),
-		"fd closed":         edit("", "100 fdatasync(3)                      = 0 #datasync", "100 close(3) = 0\n100 fdatasync(3) = 0"),
+	ackFirst := "0600) = 3\n102 write(1, \"ACK user 01jz000000000000000000000a\\n\", 38) = 38"
+	bad := map[string]struct{ trace, want string }{
+		"no final sync": {edit("#syncdone", "100 fdatasync(3 <unfinished ...> #sync", "100 pwrite64(3, \"x\", 1, 0) = 1"),
+			"before the sync of its commit's meta page"},
+		"no data sync":      {edit("#datasync"), "not synced before a meta page"},
+		"ack while syncing": {edit("#syncdone", "102 <... write resumed>)              = 38", "100 <... fdatasync resumed>) = 0"), "before the sync"},
+		"sync of other fd":  {edit("", "fdatasync(3 <unfinished", "fdatasync(4 <unfinished"), "before the sync"},
+		"failed sync":       {edit("", "<... fdatasync resumed>)           = 0", "<... fdatasync resumed>) = -1 EIO (Input/output error)"), "before the sync"},
+		"fd closed":         {edit("", "100 fdatasync(3)                      = 0 #datasync", "100 close(3) = 0\n100 fdatasync(3) = 0"), "not synced"},
+		"ack before write":  {edit("#ack", "0600) = 3", ackFirst, "102 <... write resumed>)              = 38\n", ""), "before any pwrite64"},
+		"not an id":         {edit("", "ACK user 01jz000000000000000000000b", "ACK user 01jz"), "not an id"},
 	}
-	for name, trace := range bad {
-		if _, err := checkAckOrder(strings.NewReader(strip(trace)), "/d/usipipo.db", 4096); err == nil {
-			t.Errorf("%s: accepted:\n%s", name, strip(trace))
-		} else {
-			t.Logf("%s: %v", name, err)
+	for name, c := range bad {
+		_, err := checkAckOrder(strings.NewReader(strip(c.trace)), "/d/usipipo.db", 4096)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q; trace:\n%s", name, err, c.want, strip(c.trace))
 		}
 	}
 }

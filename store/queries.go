@@ -37,8 +37,8 @@ func listTable[T any](s *Store, t *table[T], p Page, keep func(*T) bool) ([]T, s
 	err := s.read(func(v *view) error {
 		var err error
 		next, err = scan(v.bucket(t.bucket), nil, p, false, func(_, b []byte) (bool, error) {
-			rec := new(T)
-			if err := decode(b, rec); err != nil {
+			rec, err := load(v, t, b)
+			if err != nil {
 				return false, err
 			}
 			if keep != nil && !keep(rec) {
@@ -336,4 +336,43 @@ func (s *Store) AddressInUse(addr string) bool {
 		return nil
 	})
 	return inUse
+}
+
+// EachActiveVersion calls fn for every active key (or, with proxies, every
+// active MTProto secret) with its user and record version, from the index
+// alone: the reconcile loop decodes only records whose version it has not
+// seen.
+func (s *Store) EachActiveVersion(proxies bool, fn func(userID, id string, version uint64) error) error {
+	idx := iKeysActive
+	if proxies {
+		idx = iProxiesActive
+	}
+	return s.read(func(v *view) error {
+		return v.bucket(idx).ForEach(func(k, val []byte) error {
+			i := bytes.IndexByte(k, sep)
+			return fn(string(k[:i]), string(k[i+1:]), decodeU64(val))
+		})
+	})
+}
+
+// BlockedUsers returns the ids of banned and erased users.
+func (s *Store) BlockedUsers() (map[string]bool, error) {
+	out := map[string]bool{}
+	err := s.read(func(v *view) error {
+		return v.bucket(iUsersBlocked).ForEach(func(k, _ []byte) error {
+			out[string(k)] = true
+			return nil
+		})
+	})
+	return out, err
+}
+
+// Usage returns a credential's counters per node.
+func (s *Store) Usage(id string) (model.Usage, error) {
+	var out model.Usage
+	err := s.read(func(v *view) error {
+		out = v.usage(id)
+		return nil
+	})
+	return out, err
 }

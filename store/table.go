@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"fmt"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -21,6 +22,20 @@ type table[T any] struct {
 	key     func(*T) []byte
 	version func(*T) *uint64 // nil: append-only records
 	indexes []index[T]
+	// fill completes a decoded record with state kept outside it (usage).
+	fill func(v *view, rec *T)
+}
+
+// load decodes a stored record and fills it.
+func load[T any](v *view, t *table[T], b []byte) (*T, error) {
+	rec := new(T)
+	if err := decode(b, rec); err != nil {
+		return nil, err
+	}
+	if t.fill != nil {
+		t.fill(v, rec)
+	}
+	return rec, nil
 }
 
 type index[T any] struct {
@@ -46,11 +61,7 @@ func getRec[T any](v *view, t *table[T], key []byte) (*T, error) {
 	if b == nil {
 		return nil, model.ErrNotFound
 	}
-	rec := new(T)
-	if err := decode(b, rec); err != nil {
-		return nil, err
-	}
-	return rec, nil
+	return load(v, t, b)
 }
 
 func getByID[T any](v *view, t *table[T], id string) (*T, error) {
@@ -66,24 +77,24 @@ func lookup[T any](v *view, t *table[T], idxBucket, key []byte) (*T, error) {
 	return getRec(v, t, id)
 }
 
-// put writes rec, bumping its version, and moves its index entries from the
-// old record's to the new one's in the same transaction.
+// put writes rec, bumping its version, and updates its index entries in the
+// same transaction: entries of the old record that the new one lacks are
+// deleted, new or changed ones written, identical ones left alone.
 func put[T any](w *writer, t *table[T], rec *T) error {
 	key := t.key(rec)
 	bkt := w.tx.Bucket(t.bucket)
+	var prev *T
 	if old := bkt.Get(key); old != nil {
-		prev := new(T)
+		prev = new(T)
 		if err := decode(old, prev); err != nil {
 			return err
 		}
-		if t.version != nil {
+	}
+	if t.version != nil {
+		*t.version(rec) = 1
+		if prev != nil {
 			*t.version(rec) = *t.version(prev) + 1
 		}
-		if err := delEntries(w.tx, t, prev); err != nil {
-			return err
-		}
-	} else if t.version != nil {
-		*t.version(rec) = 1
 	}
 	b, err := encode(rec)
 	if err != nil {
@@ -93,23 +104,32 @@ func put[T any](w *writer, t *table[T], rec *T) error {
 		return fmt.Errorf("writing %s record: %w", t.bucket, err)
 	}
 	for _, ix := range t.indexes {
-		ib := w.tx.Bucket(ix.bucket)
-		for _, e := range ix.entries(rec) {
-			if err := ib.Put(e.k, e.v); err != nil {
-				return fmt.Errorf("writing %s entry: %w", ix.bucket, err)
-			}
+		if err := moveEntries(w.tx.Bucket(ix.bucket), ix, prev, rec); err != nil {
+			return err
 		}
 	}
 	return nil
 }
 
-func delEntries[T any](tx *bolt.Tx, t *table[T], rec *T) error {
-	for _, ix := range t.indexes {
-		ib := tx.Bucket(ix.bucket)
-		for _, e := range ix.entries(rec) {
-			if err := ib.Delete(e.k); err != nil {
+func moveEntries[T any](ib *bolt.Bucket, ix index[T], prev, rec *T) error {
+	var old []kv
+	if prev != nil {
+		old = ix.entries(prev)
+	}
+	cur := ix.entries(rec)
+	for _, o := range old {
+		if !slices.ContainsFunc(cur, func(e kv) bool { return bytes.Equal(e.k, o.k) }) {
+			if err := ib.Delete(o.k); err != nil {
 				return fmt.Errorf("deleting %s entry: %w", ix.bucket, err)
 			}
+		}
+	}
+	for _, e := range cur {
+		if slices.ContainsFunc(old, func(o kv) bool { return bytes.Equal(e.k, o.k) && bytes.Equal(e.v, o.v) }) {
+			continue
+		}
+		if err := ib.Put(e.k, e.v); err != nil {
+			return fmt.Errorf("writing %s entry: %w", ix.bucket, err)
 		}
 	}
 	return nil

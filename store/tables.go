@@ -28,14 +28,18 @@ var (
 	bAPIKeys   = []byte("api_keys")
 	bAdmins    = []byte("admins")
 	bAudit     = []byte("audit")
+	bUsage     = []byte("usage") // credential|node → rx, tx, last seen (domain state, binary)
 
 	iUsersTG        = []byte("idx_users_telegram")    // telegram id → user id
 	iUsersRef       = []byte("idx_users_refcode")     // referral code → user id
+	iUsersBlocked   = []byte("idx_users_blocked")     // banned or erased users
 	iSubsUser       = []byte("idx_subs_user")         // user|expires|sub
 	iKeysUserStatus = []byte("idx_keys_user_status")  // user|status|key
 	iKeysActive     = []byte("idx_keys_active")       // user|key, status active
 	iKeysExpiry     = []byte("idx_keys_expiry")       // expires|key, status active
 	iKeysAddr       = []byte("idx_keys_addr")         // tunnel address → key, until revoked
+	iKeysCap        = []byte("idx_keys_cap")          // key → cap, cap base: active keys cut at a cap
+	iProxiesCap     = []byte("idx_proxies_cap")       // proxy → cap, cap base
 	iProxiesActive  = []byte("idx_proxies_active")    // user|proxy, status active
 	iProxiesUser    = []byte("idx_proxies_user")      // user|proxy
 	iPaymentsUser   = []byte("idx_payments_user")     // user|created desc|payment
@@ -76,11 +80,11 @@ func tableChecks() []func(*bolt.Tx) error {
 
 func recordBuckets() [][]byte {
 	return [][]byte{bMeta, bUsers, bUserKeys, bPlans, bSubs, bKeys, bProxies, bPayments, bCredits,
-		bReferrals, bTickets, bSettings, bAPIKeys, bAdmins, bAudit}
+		bReferrals, bTickets, bSettings, bAPIKeys, bAdmins, bAudit, bUsage}
 }
 
 func indexBuckets() [][]byte {
-	return [][]byte{iUsersTG, iUsersRef, iSubsUser, iKeysUserStatus, iKeysActive, iKeysExpiry, iKeysAddr,
+	return [][]byte{iUsersTG, iUsersRef, iUsersBlocked, iKeysCap, iProxiesCap, iSubsUser, iKeysUserStatus, iKeysActive, iKeysExpiry, iKeysAddr,
 		iProxiesActive, iProxiesUser, iPaymentsUser, iPaymentsCharge, iCreditsUser, iCreditsIdem,
 		iReferrer, iTicketsStatus, iTicketsUser, iAuditUser}
 }
@@ -107,6 +111,12 @@ var users = &table[model.User]{
 				return none()
 			}
 			return []kv{{str(u.ReferralCode), str(u.ID)}}
+		}},
+		{iUsersBlocked, func(u *model.User) []kv {
+			if !u.Banned && !u.Erased {
+				return none()
+			}
+			return []kv{{str(u.ID), nil}}
 		}},
 	},
 }
@@ -140,7 +150,10 @@ var keys = &table[model.Key]{
 			if k.Status != model.KeyActive {
 				return none()
 			}
-			return []kv{{compose(str(k.UserID), str(k.ID)), nil}}
+			return []kv{{compose(str(k.UserID), str(k.ID)), u64(k.Version)}}
+		}},
+		{iKeysCap, func(k *model.Key) []kv {
+			return capEntry(k.ID, k.Status, k.Limits, k.CapBase)
 		}},
 		{iKeysExpiry, func(k *model.Key) []kv {
 			if k.Status != model.KeyActive || k.Limits.ExpiresAt.IsZero() {
@@ -161,6 +174,7 @@ var keys = &table[model.Key]{
 			return out
 		}},
 	},
+	fill: func(v *view, k *model.Key) { k.Usage = v.usage(k.ID) },
 }
 
 var proxies = &table[model.Proxy]{
@@ -172,12 +186,16 @@ var proxies = &table[model.Proxy]{
 			if p.Status != model.KeyActive {
 				return none()
 			}
-			return []kv{{compose(str(p.UserID), str(p.ID)), nil}}
+			return []kv{{compose(str(p.UserID), str(p.ID)), u64(p.Version)}}
+		}},
+		{iProxiesCap, func(p *model.Proxy) []kv {
+			return capEntry(p.ID, p.Status, p.Limits, p.CapBase)
 		}},
 		{iProxiesUser, func(p *model.Proxy) []kv {
 			return []kv{{compose(str(p.UserID), str(p.ID)), nil}}
 		}},
 	},
+	fill: func(v *view, p *model.Proxy) { p.Usage = v.usage(p.ID) },
 }
 
 var payments = &table[model.Payment]{
@@ -270,3 +288,13 @@ var audit = &table[model.AuditEntry]{
 // seqKey is a sequence number as 16 hex digits: sortable, and free of the
 // separator byte so it can end an index key.
 func seqKey(n uint64) []byte { return []byte(fmt.Sprintf("%016x", n)) }
+
+// capEntry indexes an active credential that its data cap cuts off (no
+// throttle speed), so a usage batch finds the cap without decoding the
+// record.
+func capEntry(id string, st model.KeyStatus, l model.Limits, base uint64) []kv {
+	if st != model.KeyActive || l.DataCap == 0 || l.ThrottleBps > 0 {
+		return none()
+	}
+	return []kv{{str(id), append(u64(l.DataCap), u64(base)...)}}
+}

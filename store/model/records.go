@@ -172,7 +172,10 @@ type Limits struct {
 }
 
 // Usage counts bytes per node. Each node's counter only ever grows by the
-// deltas it recorded, so nodes add up without double counting.
+// deltas it recorded, so nodes add up without double counting. The store
+// keeps it in its own bucket, not in the credential's record, so usage
+// never changes a record's version (and never invalidates what is cached
+// from it); reads fill it in.
 type Usage map[string]Counter
 
 // Counter is one node's totals for a credential.
@@ -208,7 +211,7 @@ type Key struct {
 	Public  string    `json:"public,omitempty"` // WireGuard public key: not secret, needed to install a peer
 	AddrV4  string    `json:"addr_v4,omitempty"`
 	AddrV6  string    `json:"addr_v6,omitempty"`
-	Usage   Usage     `json:"usage,omitempty"`
+	Usage   Usage     `json:"-"`
 	CapBase uint64    `json:"cap_base,omitempty"` // usage total when the current period began
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
@@ -238,7 +241,7 @@ type Proxy struct {
 	Reason  string    `json:"reason,omitempty"`
 	Limits  Limits    `json:"limits"`
 	Secret  Sealed    `json:"secret"`
-	Usage   Usage     `json:"usage,omitempty"`
+	Usage   Usage     `json:"-"`
 	CapBase uint64    `json:"cap_base,omitempty"`
 	Created time.Time `json:"created"`
 	Updated time.Time `json:"updated"`
