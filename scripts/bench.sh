@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# make bench: run the benchmarks, each beside the baseline measured in the
+# same run, and write their figures to BENCH.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .bench
+raw=.bench/raw.txt
+: > "$raw"
+# Disk-backed temp dir: write benchmarks fsync, tmpfs would flatter them.
+export TMPDIR="$PWD/.bench/tmp"
+rm -rf "$TMPDIR" && mkdir -p "$TMPDIR"
+
+run() { # package, benchmark regexp, benchtime
+	echo "== go test $1 -bench '$2' -benchtime $3" >&2
+	go test -run '^$' -bench "$2" -benchtime "$3" -benchmem "$1" | tee -a "$raw" >&2
+}
+
+run ./store 'Do|BoltUpdate|BoltBatch' 3s
+run ./store 'Read|EachActiveKey' 1s
+run ./app 'UsageIngest10k|DesiredSet10k' 5x
+run ./app 'KeyConfig|KeyQR' 1s
+run ./app/node 'Startup' 3x
+run ./store/cache 'GetHit|GetOrCompute' 1s
+run ./web 'MiddlewareOverhead|HandlerInProcess' 1s
+run ./app/logging 'Handler|Handle' 1s
+run ./app/egress 'Check$|Dial' 1s
+run ./store/keyring 'Seal|Open|VerifySecret|Encrypt|Decrypt' 1s
+if [ -d app/backup ]; then run ./app/backup 'Backup' 1x; fi
+
+go run ./scripts/benchreport < "$raw" > BENCH.md
+echo "wrote BENCH.md" >&2

@@ -1,0 +1,154 @@
+// Command benchreport turns `go test -bench` output into BENCH.md: every
+// figure of every benchmark, and the ratios against the baselines measured
+// in the same run that the issues' targets are stated in.
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// result is one benchmark line: its name (without the -GOMAXPROCS suffix)
+// and its figures by unit.
+type result struct {
+	pkg, name string
+	figures   map[string]float64
+	units     []string
+}
+
+var line = regexp.MustCompile(`^(Benchmark\S+?)(-\d+)?\s+(\d+)\s+(.*)$`)
+
+func parse(r io.Reader) ([]result, string) {
+	var out []result
+	pkg, cpu := "", ""
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		t := sc.Text()
+		switch {
+		case strings.HasPrefix(t, "pkg: "):
+			pkg = strings.TrimPrefix(t, "pkg: ")
+		case strings.HasPrefix(t, "cpu: "):
+			cpu = strings.TrimSpace(strings.TrimPrefix(t, "cpu: "))
+		}
+		m := line.FindStringSubmatch(t)
+		if m == nil {
+			continue
+		}
+		res := result{pkg: pkg, name: m[1], figures: map[string]float64{}}
+		f := strings.Fields(m[4])
+		for i := 0; i+1 < len(f); i += 2 {
+			v, err := strconv.ParseFloat(f[i], 64)
+			if err != nil {
+				continue
+			}
+			res.figures[f[i+1]] = v
+			res.units = append(res.units, f[i+1])
+		}
+		out = append(out, res)
+	}
+	return out, cpu
+}
+
+// ratio is one target line: a figure against its same-run baseline.
+type ratio struct {
+	what           string
+	bench, unit    string
+	base, baseUnit string
+	target         string
+	higherIsBetter bool
+}
+
+var ratios = []ratio{
+	{"durable commands/s, 1 writer, vs one Put per Update", "BenchmarkDo/writers=1", "cmds/s", "BenchmarkBoltUpdate/writers=1", "cmds/s", "", true},
+	{"durable commands/s, 16 writers, vs db.Batch", "BenchmarkDo/writers=16", "cmds/s", "BenchmarkBoltBatch/writers=16", "cmds/s", "", true},
+	{"durable commands/s, 64 writers, vs db.Batch", "BenchmarkDo/writers=64", "cmds/s", "BenchmarkBoltBatch/writers=64", "cmds/s", ">= 10,000/s", true},
+	{"durable commands/s, 256 writers, vs one Put per Update (16)", "BenchmarkDo/writers=256", "cmds/s", "BenchmarkBoltUpdate/writers=16", "cmds/s", "", true},
+	{"client config, cached vs rendered", "BenchmarkKeyConfig/cached=true", "ns/op", "BenchmarkKeyConfig/cached=false", "ns/op", "", false},
+	{"QR code PNG, cached vs rendered", "BenchmarkKeyQR/cached=true", "ns/op", "BenchmarkKeyQR/cached=false", "ns/op", "", false},
+	{"full middleware stack vs bare fiber handler, loopback, sampled log", "BenchmarkMiddlewareOverhead/sampled", "full-ns/req", "BenchmarkMiddlewareOverhead/sampled", "bare-ns/req", "", false},
+	{"JSON log line (seed fields) vs slog.JSONHandler", "BenchmarkHandler/seed_line/usipipo", "ns/op", "BenchmarkHandler/seed_line/slog.JSON", "ns/op", "", false},
+	{"egress-checked dial vs plain net.Dialer, loopback", "BenchmarkDial/egress", "ns/op", "BenchmarkDial/plain", "ns/op", "", false},
+}
+
+func main() {
+	results, cpu := parse(os.Stdin)
+	by := map[string]result{}
+	for _, r := range results {
+		by[r.name] = r
+	}
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	fmt.Fprintf(w, "# Benchmarks\n\nWritten by `make bench` on %s (%s, %d cores, %s). Machines are noisy: read the ratios against\nthe baselines measured in the same run, not the absolute figures.\n\n",
+		time.Now().UTC().Format("2006-01-02 15:04 MST"), cpu, runtime.NumCPU(), runtime.Version())
+	fmt.Fprintln(w, "## Against same-run baselines\n\n| what | figure | baseline | ratio | target |\n|---|---|---|---|---|")
+	for _, q := range ratios {
+		a, okA := by[q.bench]
+		b, okB := by[q.base]
+		if !okA || !okB {
+			continue
+		}
+		va, vb := a.figures[q.unit], b.figures[q.baseUnit]
+		if vb == 0 {
+			continue
+		}
+		r := va / vb
+		label := "×"
+		if !q.higherIsBetter {
+			r, label = vb/va, "× faster"
+		}
+		fmt.Fprintf(w, "| %s | %s %s | %s %s | %.2f%s | %s |\n", q.what, num(va), q.unit, num(vb), q.baseUnit, r, label, q.target)
+	}
+	fmt.Fprintln(w, "\n## Targets stated as absolute figures\n\n| what | figure | target |\n|---|---|---|")
+	abs := []struct{ what, bench, unit, target string }{
+		{"usage ingestion, 10,000 credentials every 10 s", "BenchmarkUsageIngest10k", "%core@10s", "< 5% of one core"},
+		{"\"API ready\", 100,000 users and 10,000 active keys", "BenchmarkStartup", "api_ready_ms", "< 2,000 ms"},
+		{"\"data planes installed\" at that size", "BenchmarkStartup", "planes_installed_ms", ""},
+		{"resident memory at that size (anonymous)", "BenchmarkStartup", "anon_MiB", ""},
+		{"resident memory at that size (with mapped db pages)", "BenchmarkStartup", "rss_MiB", ""},
+		{"desired set of 10,000 keys after a change", "BenchmarkDesiredSet10k/warm=true", "ns/op", ""},
+		{"desired set of 10,000 keys at start-up", "BenchmarkDesiredSet10k/warm=false", "ns/op", ""},
+	}
+	for _, a := range abs {
+		if r, ok := by[a.bench]; ok {
+			fmt.Fprintf(w, "| %s | %s %s | %s |\n", a.what, num(r.figures[a.unit]), a.unit, a.target)
+		}
+	}
+	fmt.Fprintln(w, "\n## Every figure")
+	pkgs := map[string][]result{}
+	var names []string
+	for _, r := range results {
+		if _, ok := pkgs[r.pkg]; !ok {
+			names = append(names, r.pkg)
+		}
+		pkgs[r.pkg] = append(pkgs[r.pkg], r)
+	}
+	sort.Strings(names)
+	for _, p := range names {
+		fmt.Fprintf(w, "\n### %s\n\n| benchmark | figures |\n|---|---|\n", p)
+		for _, r := range pkgs[p] {
+			var fs []string
+			for _, u := range r.units {
+				fs = append(fs, num(r.figures[u])+" "+u)
+			}
+			fmt.Fprintf(w, "| %s | %s |\n", strings.TrimPrefix(r.name, "Benchmark"), strings.Join(fs, ", "))
+		}
+	}
+}
+
+func num(v float64) string {
+	switch {
+	case v >= 100:
+		return strconv.FormatFloat(v, 'f', 0, 64)
+	case v >= 1:
+		return strconv.FormatFloat(v, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 3, 64)
+}
