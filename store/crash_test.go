@@ -198,21 +198,24 @@ func killRound(t *testing.T, path string, tag int64, delay time.Duration) *acks 
 	var bad []string
 	readErr := make(chan error, 1)
 	go func() { readErr <- readAcks(out, ready, got, &bad) }()
+	var rerr error
 	select {
 	case <-ready:
+		time.Sleep(delay)
+		if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
+			t.Fatalf("killing the child: %v", err)
+		}
+		rerr = <-readErr // EOF: the child is gone, everything it wrote is read
+	case rerr = <-readErr:
+		bad = append(bad, "child closed its output before opening the store")
 	case <-time.After(20 * time.Second):
 		cmd.Process.Kill()
-		cmd.Wait()
-		t.Fatalf("child not ready after 20s; stderr: %s", stderr.String())
+		rerr = <-readErr
+		bad = append(bad, "child not ready after 20s")
 	}
-	time.Sleep(delay)
-	if err := cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatalf("killing the child: %v", err)
-	}
-	rerr := <-readErr // EOF: the child is gone, everything it wrote is read
 	werr := cmd.Wait()
 	if rerr != nil || len(bad) > 0 {
-		t.Fatalf("child output: %v %q; stderr: %s", rerr, bad, stderr.String())
+		t.Fatalf("child: %v %q; stderr: %s", rerr, bad, stderr.String())
 	}
 	var ee *exec.ExitError
 	if !errors.As(werr, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {

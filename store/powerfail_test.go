@@ -169,6 +169,8 @@ func parseTrace(r io.Reader, dbPath string, pageSize int) ([]traceEvent, error) 
 		switch {
 		case strings.HasPrefix(line, "+++") || strings.HasPrefix(line, "---") || line == "":
 			continue
+		case strings.HasPrefix(line, "<... ") && strings.HasSuffix(line, " <unfinished ...>"):
+			continue // interrupted again, e.g. by the thread's exit: still not complete
 		case strings.HasSuffix(line, " <unfinished ...>"):
 			call = strings.TrimSuffix(line, " <unfinished ...>")
 			pending[pid] = call

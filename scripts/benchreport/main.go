@@ -99,10 +99,9 @@ func main() {
 		if vb == 0 {
 			continue
 		}
-		r := va / vb
-		label := "×"
+		r, label := va/vb, "× the baseline's rate"
 		if !q.higherIsBetter {
-			r, label = vb/va, "× faster"
+			label = "× the baseline's time"
 		}
 		fmt.Fprintf(w, "| %s | %s %s | %s %s | %.2f%s | %s |\n", q.what, num(va), q.unit, num(vb), q.baseUnit, r, label, q.target)
 	}
