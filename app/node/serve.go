@@ -36,6 +36,7 @@ func (n *Node) startServing(ctx context.Context, o Options, wg *sync.WaitGroup, 
 		case <-ctx.Done():
 		}
 	}()
+	wg.Go(func() { n.maintain(ctx) })
 	if err := n.startHTTP(stops); err != nil {
 		return err
 	}
@@ -109,4 +110,30 @@ func (n *Node) startBackups(ctx context.Context, wg *sync.WaitGroup) error {
 	}
 	wg.Go(func() { sch.Run(ctx) })
 	return nil
+}
+
+// maintain runs the node's periodic chores: re-reading its own addresses
+// for the egress policy (a VPS may gain an address) and folding hourly usage
+// buckets older than two weeks into daily ones.
+func (n *Node) maintain(ctx context.Context) {
+	addrs := time.NewTicker(5 * time.Minute)
+	defer addrs.Stop()
+	compact := time.NewTicker(time.Hour)
+	defer compact.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-addrs.C:
+			if err := n.Egress.Refresh(); err != nil {
+				n.Log.Warn("egress_refresh_failed", "error", err.Error())
+			}
+		case <-compact.C:
+			if folded, err := n.Store.CompactUsage(time.Now()); err != nil {
+				n.Log.Error("usage_compaction_failed", "error", err.Error())
+			} else if folded > 0 {
+				n.Log.Info("usage_compacted", "hourly_buckets", folded)
+			}
+		}
+	}
 }
