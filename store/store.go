@@ -71,14 +71,17 @@ func Open(opts Options) (*Store, error) {
 		opts.Timeout = 500 * time.Millisecond
 	}
 	db, err := bolt.Open(opts.Path, 0o600, &bolt.Options{
-		Timeout:        opts.Timeout,
-		ReadOnly:       opts.ReadOnly,
+		Timeout:  opts.Timeout,
+		ReadOnly: opts.ReadOnly,
 		// The freelist is synced with each commit: opening then reads it
 		// instead of scanning every page, which takes "API ready" on 100,000
 		// users from ~300 ms to ~30 ms and keeps the untouched file out of
 		// memory.
 		NoFreelistSync: false,
 		FreelistType:   bolt.FreelistMapType,
+		// Address space, not memory: writers rarely need to remap the file,
+		// which would wait for long readers such as a running backup.
+		InitialMmapSize: 1 << 30,
 	})
 	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, fmt.Errorf("opening %s: %w", opts.Path, ErrLocked)

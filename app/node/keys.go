@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/usipipo/usipipo/app/backup"
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/vpn/wireguard"
@@ -14,7 +15,7 @@ import (
 
 // Labels and ids that bind the node's own secrets to their purpose.
 const (
-	dataKeyLabel = "usipipo/data-key"
+	dataKeyLabel = backup.DataKeyLabel
 	metaRecord   = "meta"
 	passKeyID    = "backup-passkey"
 	wgServerID   = "wg-server-key"

@@ -210,4 +210,3 @@ func TestRestartKeepsStateAndGracefulShutdown(t *testing.T) {
 		t.Fatal("a restart initialised the node again")
 	}
 }
-

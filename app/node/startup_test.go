@@ -30,7 +30,9 @@ func (p *nullPlane) Apply(_ context.Context, c []plane.Credential) error {
 	p.n = len(c)
 	return nil
 }
-func (p *nullPlane) Counters(context.Context) (plane.Snapshot, error) { return plane.Snapshot{Epoch: "x"}, nil }
+func (p *nullPlane) Counters(context.Context) (plane.Snapshot, error) {
+	return plane.Snapshot{Epoch: "x"}, nil
+}
 
 // populate fills an initialised data dir with users and one active key for
 // each of the first keys users, through the same commands the node applies.
@@ -154,4 +156,3 @@ func BenchmarkStartup(b *testing.B) {
 	b.ReportMetric(rss/n/1024, "rss_MiB")
 	b.ReportMetric(anon/n/1024, "anon_MiB")
 }
-
