@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/usipipo/usipipo/app/admin"
 	"github.com/usipipo/usipipo/app/backup"
@@ -117,7 +118,13 @@ func restoreCmd(ctx context.Context, args []string, env Env) error {
 	}
 	defer f.Close()
 	var res map[string]any
-	err = admin.NewClient(c.socket()).Upload(ctx, "backup.restore", admin.Passphrase{Passphrase: string(pass)}, f, &res)
+	cl := admin.NewClient(c.socket())
+	var before map[string]any
+	_ = cl.Call(ctx, "node.status", nil, &before)
+	err = cl.Upload(ctx, "backup.restore", admin.Passphrase{Passphrase: string(pass)}, f, &res)
+	if err == nil {
+		err = awaitRestart(ctx, cl, before["started"])
+	}
 	if errors.Is(err, admin.ErrNotRunning) {
 		if _, serr := f.Seek(0, 0); serr != nil {
 			return serr
@@ -149,4 +156,22 @@ func offlineRestore(ctx context.Context, data string, f *os.File, pass []byte) (
 		return nil, err
 	}
 	return map[string]any{"node": m.Node, "created": m.Created, "status": "restored"}, nil
+}
+
+// awaitRestart waits until the node answers again after swapping in a
+// restored database, so the command returns once the node serves it.
+func awaitRestart(ctx context.Context, cl *admin.Client, started any) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		var st map[string]any
+		if err := cl.Call(ctx, "node.status", nil, &st); err == nil && st["started"] != started {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("the node did not come back within 60 s after the restore; check its logs")
 }

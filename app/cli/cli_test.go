@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +27,11 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 // startNode runs a node on a temp data dir with every listener on port 0.
 func startNode(t *testing.T) (data string, stop func()) {
 	t.Helper()
-	data = filepath.Join(t.TempDir(), "data")
+	return startNodeOn(t, filepath.Join(t.TempDir(), "data"))
+}
+
+func startNodeOn(t *testing.T, data string) (string, func()) {
+	t.Helper()
 	cfg, err := config.Parse([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0",
 		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0"}, nil)
 	if err != nil {
@@ -37,11 +42,12 @@ func startNode(t *testing.T) (data string, stop func()) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	started := make(chan struct{})
+	var once sync.Once
 	done := make(chan error, 1)
 	var logs bytes.Buffer
 	go func() {
 		done <- node.Run(ctx, cfg, node.Options{Version: "test", Logs: &logs, Terminal: &bytes.Buffer{},
-			Started: func(*node.Node) { close(started) }})
+			Started: func(*node.Node) { once.Do(func() { close(started) }) }})
 	}()
 	select {
 	case <-started:

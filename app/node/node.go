@@ -42,7 +42,8 @@ type Options struct {
 	// Planes are the data planes to reconcile; later parts of the node add
 	// WireGuard, Outline and MTProto here.
 	Planes func(n *Node) ([]plane.Plane, error)
-	// Started, if set, is called once the node serves (tests use it).
+	// Started, if set, is called each time the node starts serving: once,
+	// and again after a restore swapped its database (tests use it).
 	Started func(n *Node)
 }
 
