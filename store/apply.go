@@ -57,20 +57,29 @@ func (s *Store) ApplyBatch(ops []Op) (errs []error, err error) {
 }
 
 func applyOps(tx *bolt.Tx, ops []Op, errs []error) error {
-	w := &writer{tx: tx, view: view{tx: tx}}
+	w := newWriter(tx)
 	for i, op := range ops {
-		mut, perr := op.Cmd.plan(&w.view, op.Meta)
-		if perr == nil {
-			if err := mut(w); err != nil {
-				return fmt.Errorf("%s: %w", op.Cmd.Kind(), err)
-			}
-		}
-		errs[i] = perr
-		if err := appendAudit(w, op, perr); err != nil {
+		var err error
+		if errs[i], err = applyOne(w, op); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func newWriter(tx *bolt.Tx) *writer { return &writer{tx: tx, view: view{tx: tx}} }
+
+// applyOne plans and applies one command and appends its audit entry. It
+// returns the command's domain error (it was refused; the transaction goes
+// on) or a storage error (the transaction must fail).
+func applyOne(w *writer, op Op) (refused, err error) {
+	mut, refused := op.Cmd.plan(&w.view, op.Meta)
+	if refused == nil {
+		if err := mut(w); err != nil {
+			return nil, fmt.Errorf("%s: %w", op.Cmd.Kind(), err)
+		}
+	}
+	return refused, appendAudit(w, op, refused)
 }
 
 func appendAudit(w *writer, op Op, failure error) error {

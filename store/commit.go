@@ -1,7 +1,10 @@
 package store
 
 import (
+	"fmt"
+
 	"context"
+	bolt "go.etcd.io/bbolt"
 	"slices"
 	"time"
 )
@@ -48,83 +51,96 @@ func (s *Store) DoOps(ctx context.Context, ops []Op) []error {
 	return errs
 }
 
-// commitLoop takes whatever is queued as soon as the previous commit (and
-// its fsync) ends, so the group size adapts to the load with no timer.
+// commitLoop starts a transaction as soon as the previous commit (and its
+// fsync) ended, and keeps taking newly queued commands into it while it
+// applies, so the group size follows the load with no timer.
 func (s *Store) commitLoop(ctx context.Context, max int) {
 	defer close(s.done)
-	batch := make([]*request, 0, max)
 	for {
-		batch = batch[:0]
 		select {
 		case r := <-s.queue:
-			batch = append(batch, r)
+			s.commit([]*request{r}, max, true)
 		case <-ctx.Done():
-			s.drain(batch)
+			s.drain(max)
 			return
 		}
-	fill:
-		for len(batch) < max {
-			select {
-			case r := <-s.queue:
-				batch = append(batch, r)
-			default:
-				break fill
-			}
-		}
-		s.commit(batch)
 	}
 }
 
 // drain commits what was queued before Close so no accepted request is
 // left without an answer.
-func (s *Store) drain(batch []*request) {
+func (s *Store) drain(max int) {
 	for {
 		select {
 		case r := <-s.queue:
-			batch = append(batch, r)
+			s.commit([]*request{r}, max, true)
 		default:
-			if len(batch) > 0 {
-				s.commit(batch)
-			}
 			return
 		}
 	}
 }
 
-func (s *Store) commit(batch []*request) {
-	ops := make([]Op, len(batch))
-	for i, r := range batch {
-		ops[i] = r.op
+// take appends queued requests to batch, without waiting, up to max.
+func (s *Store) take(batch []*request, max int) []*request {
+	for len(batch) < max {
+		select {
+		case r := <-s.queue:
+			batch = append(batch, r)
+		default:
+			return batch
+		}
 	}
+	return batch
+}
+
+// commit applies batch in one transaction and answers every request once
+// the commit is durable. With more, requests queued meanwhile join the
+// transaction until the queue is empty or it holds max.
+func (s *Store) commit(batch []*request, max int, more bool) {
+	var errs []error
 	start := time.Now()
-	errs, err := s.ApplyBatch(ops)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		w := newWriter(tx)
+		errs = errs[:0]
+		for i := 0; i < len(batch); i++ {
+			refused, err := applyOne(w, batch[i].op)
+			if err != nil {
+				return err
+			}
+			errs = append(errs, refused)
+			if more && i == len(batch)-1 {
+				batch = s.take(batch, max)
+			}
+		}
+		return nil
+	})
 	s.m.commit.UpdateDuration(start)
 	s.m.batch.Update(float64(len(batch)))
 	if err != nil && len(batch) > 1 {
 		// One command's storage failure must not take its group down with
 		// it: apply each alone, so only the failing one is refused.
 		for _, r := range batch {
-			s.commit([]*request{r})
+			s.commit([]*request{r}, 1, false)
 		}
 		return
+	}
+	if err == nil && slices.ContainsFunc(errs, func(e error) bool { return e == nil }) {
+		select {
+		case s.changes <- struct{}{}:
+		default:
+		}
 	}
 	for i, r := range batch {
 		switch {
 		case err != nil:
 			s.m.failed.Inc()
-			r.done <- err
+			r.done <- fmt.Errorf("applying %s: %w", r.op.Cmd.Kind(), err)
 		case errs[i] != nil:
 			s.m.rejected.Inc()
 			r.done <- errs[i]
 		default:
 			s.m.applied.Inc()
 			r.done <- nil
-		}
-	}
-	if err == nil && len(errs) > 0 && slices.ContainsFunc(errs, func(e error) bool { return e == nil }) {
-		select {
-		case s.changes <- struct{}{}:
-		default:
 		}
 	}
 	if err != nil {

@@ -1,6 +1,9 @@
 package model
 
-import "time"
+import (
+	"encoding/json"
+	"time"
+)
 
 // PaymentStatus is the state of a payment.
 type PaymentStatus string
@@ -138,11 +141,11 @@ type Admin struct {
 
 // AuditEntry is one applied domain command with its secrets redacted.
 type AuditEntry struct {
-	Seq     uint64    `json:"seq"`
-	At      time.Time `json:"at"`
-	Actor   string    `json:"actor"`
-	UserID  string    `json:"user_id,omitempty"`
-	Action  string    `json:"action"`
-	Command []byte    `json:"command"` // redacted JSON body
-	Error   string    `json:"error,omitempty"`
+	Seq     uint64          `json:"seq"`
+	At      time.Time       `json:"at"`
+	Actor   string          `json:"actor"`
+	UserID  string          `json:"user_id,omitempty"`
+	Action  string          `json:"action"`
+	Command json.RawMessage `json:"command"` // redacted JSON body
+	Error   string          `json:"error,omitempty"`
 }
