@@ -525,7 +525,8 @@ func TestSampler(t *testing.T) {
 	if want := []int{1, 2, 3, 8, 13, 18}; !slices.Equal(got, want) {
 		t.Errorf("second 100: logged %v, want %v", got, want)
 	}
-	if !s.allow(101) || !s.allow(101) || !s.allow(101) || s.allow(101) {
+	first, second, third, fourth := s.allow(101), s.allow(101), s.allow(101), s.allow(101)
+	if !first || !second || !third || fourth {
 		t.Error("a new second does not start over")
 	}
 

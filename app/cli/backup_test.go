@@ -73,7 +73,7 @@ func TestBackupUnderLoadRestoresOnFreshMachine(t *testing.T) {
 	}
 
 	fresh := filepath.Join(t.TempDir(), "fresh")
-	code, stdout, errs = runCLI(t, map[string]string{"USIPIPO_BACKUP_PASSPHRASE": "wrong"}, "restore", "--in", out, "--data", fresh)
+	code, _, errs = runCLI(t, map[string]string{"USIPIPO_BACKUP_PASSPHRASE": "wrong"}, "restore", "--in", out, "--data", fresh)
 	if code != 1 || !strings.Contains(errs, "passphrase") {
 		t.Fatalf("wrong passphrase: %d %q", code, errs)
 	}

@@ -350,7 +350,7 @@ func TestParseErrors(t *testing.T) {
 			`config: --mtproto-dc "2=:443" (from command line): invalid address: missing host`},
 		{"dc twice", []string{"--mtproto-dc", "2=149.154.167.51:443", "--mtproto-dc", "2=149.154.167.50:443"}, nil,
 			`config: --mtproto-dc "2=149.154.167.50:443" (from command line): DC index given twice`},
-		{"admin id", []string{"--admin-id", "-5"}, nil, `config: --admin-id "-5" (from command line): Telegram ids are positive`},
+		{"admin id", []string{"--admin-id", "-5"}, nil, `config: --admin-id "-5" (from command line): telegram ids are positive`},
 		{"admin id text", nil, []string{"USIPIPO_ADMIN_ID", "1,@bob"}, `config: --admin-id "@bob" (from USIPIPO_ADMIN_ID): want a whole number`},
 		{"log level", []string{"--log-level", "verbose"}, nil, `config: --log-level "verbose" (from command line): want debug, info, warn or error`},
 		{"bool", []string{"--public-api=maybe"}, nil, `config: --public-api "maybe" (from command line): want true or false`},

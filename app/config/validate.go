@@ -234,7 +234,7 @@ func checkNode(v string) error {
 
 func checkTelegramID(id int64) error {
 	if id <= 0 {
-		return errors.New("Telegram ids are positive")
+		return errors.New("telegram ids are positive")
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package logging_test
 
 import (
+	"context"
 	"errors"
 	"io"
 	"log/slog"
@@ -31,7 +32,7 @@ func BenchmarkHandler(b *testing.B) {
 				logging.Duration(150*time.Millisecond), logging.IP, "192.168.1.1")
 		}, nil},
 		{"eight_attrs", func(l *slog.Logger) {
-			l.LogAttrs(nil, slog.LevelInfo, "peer_stats", slog.String("peer", "p1"), slog.Int64("rx", 123456789),
+			l.LogAttrs(context.TODO(), slog.LevelInfo, "peer_stats", slog.String("peer", "p1"), slog.Int64("rx", 123456789),
 				slog.Int64("tx", 987654321), slog.Duration("age", 90*time.Second), slog.Bool("active", true),
 				slog.Float64("loss", 0.013), slog.Any("err", err), slog.String("endpoint", "203.0.113.7:51820"))
 		}, nil},
@@ -96,7 +97,7 @@ func BenchmarkHandle(b *testing.B) {
 		b.Run(h.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				h.h.Handle(nil, r)
+				h.h.Handle(context.TODO(), r)
 			}
 		})
 	}
