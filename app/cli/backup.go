@@ -21,11 +21,8 @@ import (
 // USIPIPO_BACKUP_PASSPHRASE.
 func passphrase(file string, env Env) ([]byte, error) {
 	if file != "" {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			return nil, fmt.Errorf("reading --passphrase-file: %w", err)
-		}
-		return []byte(trimNL(string(b))), nil
+		p, err := node.ReadPassphraseFile(file)
+		return []byte(p), err
 	}
 	if v, ok := env.LookupEnv("USIPIPO_BACKUP_PASSPHRASE"); ok && v != "" {
 		return []byte(v), nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
 
 	qrcode "github.com/skip2/go-qrcode"
 
@@ -47,14 +46,11 @@ func initCmd(ctx context.Context, args []string, env Env) error {
 	if err != nil {
 		return err
 	}
-	pass := ""
-	if cfg.PassphraseFile != "" {
-		b, err := os.ReadFile(cfg.PassphraseFile)
-		if err != nil {
-			return fmt.Errorf("reading --passphrase-file: %w", err)
-		}
-		pass = trimNL(string(b))
-	} else if v, ok := env.LookupEnv("USIPIPO_BACKUP_PASSPHRASE"); ok {
+	pass, err := node.ReadPassphraseFile(cfg.PassphraseFile)
+	if err != nil {
+		return err
+	}
+	if v, ok := env.LookupEnv("USIPIPO_BACKUP_PASSPHRASE"); ok && pass == "" {
 		pass = v
 	}
 	res, err := node.Init(ctx, cfg.Data, pass, rand.Reader)
@@ -64,13 +60,6 @@ func initCmd(ctx context.Context, args []string, env Env) error {
 	// Init's secrets go to the terminal that asked, never to a log.
 	node.WriteInitResult(env.Stderr, cfg.Data, res)
 	return nil
-}
-
-func trimNL(s string) string {
-	for len(s) > 0 && (s[len(s)-1] == '\n' || s[len(s)-1] == '\r') {
-		s = s[:len(s)-1]
-	}
-	return s
 }
 
 func writeQR(path, text string) error {

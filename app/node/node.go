@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,13 +105,9 @@ func firstStart(ctx context.Context, cfg *config.Config, o Options, log *slog.Lo
 	if err != nil || ok {
 		return err
 	}
-	pass := ""
-	if cfg.PassphraseFile != "" {
-		b, err := os.ReadFile(cfg.PassphraseFile)
-		if err != nil {
-			return fmt.Errorf("reading --passphrase-file: %w", err)
-		}
-		pass = string(trimNL(b))
+	pass, err := ReadPassphraseFile(cfg.PassphraseFile)
+	if err != nil {
+		return err
 	}
 	res, err := Init(ctx, cfg.Data, pass, rand.Reader)
 	if err != nil {
@@ -132,11 +129,17 @@ func firstStart(ctx context.Context, cfg *config.Config, o Options, log *slog.Lo
 	return nil
 }
 
-func trimNL(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
+// ReadPassphraseFile reads the backup passphrase of --passphrase-file
+// ("" when no file is named), without its trailing newline.
+func ReadPassphraseFile(path string) (string, error) {
+	if path == "" {
+		return "", nil
 	}
-	return b
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading --passphrase-file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
 }
 
 // runOnce starts every part, serves until ctx ends or a restore asks for a
