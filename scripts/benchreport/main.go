@@ -103,7 +103,8 @@ func main() {
 		if !q.higherIsBetter {
 			label = "× the baseline's time"
 		}
-		fmt.Fprintf(w, "| %s | %s %s | %s %s | %.2f%s | %s |\n", q.what, num(va), q.unit, num(vb), q.baseUnit, r, label, q.target)
+		fmt.Fprintf(w, "| %s | %s %s | %s %s | %s%s | %s |\n", q.what, num(va), q.unit, num(vb), q.baseUnit,
+			strconv.FormatFloat(r, 'g', 3, 64), label, q.target)
 	}
 	fmt.Fprintln(w, "\n## Targets stated as absolute figures\n\n| what | figure | target |\n|---|---|---|")
 	abs := []struct{ what, bench, unit, target string }{
