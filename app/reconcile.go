@@ -243,14 +243,13 @@ func (r *Reconciler) collect(ctx context.Context) {
 		}
 		prev := r.readings[p.Name()]
 		cur := planeReading{epoch: snap.Epoch, counts: make(map[string]plane.Counter, len(snap.Counters))}
-		proxy := len(p.Types()) == 1 && p.Types()[0] == model.MTProto
 		for _, c := range snap.Counters {
 			cur.counts[c.ID] = c
 			d := delta(prev, snap.Epoch, c)
 			if d.Rx == 0 && d.Tx == 0 {
 				continue
 			}
-			deltas = append(deltas, store.UsageDelta{ID: c.ID, Proxy: proxy, Rx: d.Rx, Tx: d.Tx, LastSeen: c.LastSeen.UTC()})
+			deltas = append(deltas, store.UsageDelta{ID: c.ID, Rx: d.Rx, Tx: d.Tx, LastSeen: c.LastSeen.UTC()})
 			samples = append(samples, store.UsageSample{ID: c.ID, Rx: d.Rx, Tx: d.Tx})
 		}
 		next[p.Name()] = cur

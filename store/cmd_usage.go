@@ -9,10 +9,10 @@ import (
 	"github.com/usipipo/usipipo/store/model"
 )
 
-// UsageDelta is bytes a node counted for one credential in one interval.
+// UsageDelta is bytes a node counted for one credential (a key or an
+// MTProto secret: ids are unique across both) in one interval.
 type UsageDelta struct {
 	ID       string    `json:"id"`
-	Proxy    bool      `json:"proxy,omitempty"` // an MTProto secret, not a key
 	Rx       uint64    `json:"rx"`
 	Tx       uint64    `json:"tx"`
 	LastSeen time.Time `json:"last_seen,omitzero"`
@@ -66,12 +66,13 @@ func (c UsageBatch) plan(v *view, m Meta) (mutation, error) {
 }
 
 func applyDelta(w *writer, node string, d UsageDelta) error {
-	records, caps := bKeys, iKeysCap
-	if d.Proxy {
-		records, caps = bProxies, iProxiesCap
-	}
-	if w.bucket(records).Get(str(d.ID)) == nil {
-		return nil // unknown credentials are skipped, as every node would
+	proxy := false
+	caps := iKeysCap
+	if w.bucket(bKeys).Get(str(d.ID)) == nil {
+		if w.bucket(bProxies).Get(str(d.ID)) == nil {
+			return nil // unknown credentials are skipped, as every node would
+		}
+		proxy, caps = true, iProxiesCap
 	}
 	ub := w.tx.Bucket(bUsage)
 	k := compose(str(d.ID), str(node))
@@ -92,7 +93,7 @@ func applyDelta(w *writer, node string, d UsageDelta) error {
 	if w.usage(d.ID).Total() < base+limit {
 		return nil
 	}
-	if d.Proxy {
+	if proxy {
 		p, err := getByID(&w.view, proxies, d.ID)
 		if err != nil {
 			return err
