@@ -63,6 +63,11 @@ func backupCmd(ctx context.Context, args []string, env Env) error {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil {
+		// A stream cut short by the node (a failure mid-backup) would still
+		// look like a file: only a backup that decrypts to its end is kept.
+		err = verifyStream(tmp, pass)
+	}
 	if err != nil {
 		return fmt.Errorf("backup: %w", err)
 	}
@@ -162,6 +167,9 @@ func awaitRestart(ctx context.Context, cl *admin.Client, started any) error {
 	for time.Now().Before(deadline) {
 		var st map[string]any
 		if err := cl.Call(ctx, "node.status", nil, &st); err == nil && st["started"] != started {
+			if r, _ := st["restore"].(string); r != "restored" {
+				return fmt.Errorf("the node restarted but the restore did not take: %s", r)
+			}
 			return nil
 		}
 		select {
@@ -171,4 +179,21 @@ func awaitRestart(ctx context.Context, cl *admin.Client, started any) error {
 		}
 	}
 	return fmt.Errorf("the node did not come back within 60 s after the restore; check its logs")
+}
+
+// verifyStream checks that a backup file decrypts to its final chunk.
+func verifyStream(path string, pass []byte) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	r, err := keyring.Decrypt(f, pass)
+	if err == nil {
+		_, err = io.Copy(io.Discard, r)
+	}
+	if err != nil {
+		return fmt.Errorf("the written backup does not verify: %w", err)
+	}
+	return nil
 }

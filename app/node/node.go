@@ -70,6 +70,8 @@ type Node struct {
 	restoreMu sync.Mutex
 	// stagedManifest describes the staged restore; set before restart is sent.
 	stagedManifest *backup.Manifest
+	// restored is the outcome of the restore that caused this start.
+	restored string
 }
 
 // errRestart asks Run to stop every part, swap in a restored database, and
@@ -91,12 +93,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return err
 	}
 	defer reg.Close()
+	restored := ""
 	for {
-		staged, err := runOnce(ctx, cfg, o, log, reg)
+		next, err := runOnce(ctx, cfg, o, log, reg, restored)
 		if !errors.Is(err, errRestart) {
 			return err
 		}
-		log.Warn("restore_swap", "file", staged)
+		restored = next
 	}
 }
 
@@ -144,9 +147,11 @@ func ReadPassphraseFile(path string) (string, error) {
 
 // runOnce starts every part, serves until ctx ends or a restore asks for a
 // restart, and stops every part in reverse order.
-func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, reg *listen.Registry) (string, error) {
+//
+// restored is the outcome of a restore that caused this start ("" when none).
+func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, reg *listen.Registry, restored string) (string, error) {
 	n := &Node{Config: cfg, Log: log, Metrics: metrics.NewSet(), Listen: reg, version: o.Version, started: time.Now(),
-		restart: make(chan string, 1)}
+		restart: make(chan string, 1), restored: restored}
 	var stops []func(context.Context)
 	stopAll := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
@@ -178,10 +183,14 @@ func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logge
 		return "", nil
 	case staged := <-n.restart:
 		stopAll()
+		outcome := "restored"
 		if err := n.swapIn(staged); err != nil {
 			log.Error("restore_failed", "error", err.Error())
+			outcome = "failed: " + err.Error()
+		} else {
+			log.Warn("restore_swapped", "backup_node", n.stagedManifest.Node, "backup_created", n.stagedManifest.Created)
 		}
-		return staged, errRestart
+		return outcome, errRestart
 	}
 }
 
