@@ -39,20 +39,17 @@ const (
 	recPersonal = "user.personal"
 )
 
-// Languages the node speaks; the first is the default.
-var languages = []string{"es", "en"}
-
+// language maps a Telegram language code ("en-US") to one the node speaks:
+// Spanish, the original audience's, unless it is English.
 func language(l string) string {
 	l = strings.ToLower(strings.TrimSpace(l))
 	if i := strings.IndexAny(l, "-_"); i > 0 {
 		l = l[:i]
 	}
-	for _, x := range languages {
-		if x == l {
-			return l
-		}
+	if l == "en" {
+		return "en"
 	}
-	return languages[0]
+	return "es"
 }
 
 // RegisterUser creates a user with their own personal-data key. A Telegram
@@ -60,6 +57,9 @@ func language(l string) string {
 func (s *Service) RegisterUser(ctx context.Context, a Actor, in NewUser) (*UserView, error) {
 	if in.TelegramID < 0 {
 		return nil, fmt.Errorf("telegram id %d: %w", in.TelegramID, model.ErrInvalid)
+	}
+	if len(in.Username) > 64 || len(in.FirstName) > 128 || len(in.LastName) > 128 || len(in.ReferralCode) > 32 {
+		return nil, fmt.Errorf("name or referral code too long: %w", model.ErrInvalid)
 	}
 	if in.TelegramID != 0 {
 		if u, err := s.st.UserByTelegram(in.TelegramID); err == nil {
