@@ -27,7 +27,8 @@
 // Each name is "<network>|<address>", where network is the network passed
 // to Listen/ListenPacket ("tcp", "udp6", "unix", ...) and address is the
 // address string exactly as requested (":0", not the port the kernel
-// picked), percent-encoded: every byte outside [A-Za-z0-9._~/@+,=[]-] is
+// picked; each port-0 request is its own socket, numbered ":0#0", ":0#1"…
+// in request order), percent-encoded: every byte outside [A-Za-z0-9._~/@+,=[]-] is
 // written as %XX. In particular ':' becomes %3A and '%' becomes %25, so a
 // name never contains the ":" that separates names. Examples:
 //
@@ -48,6 +49,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -217,9 +219,12 @@ func newRegistry(getenv func(string) string, unsetenv func(string) error, first,
 // sockKey returns the network class ("tcp", "udp" or "unix") and the local
 // address of a passed socket, or the zero key if it is not a socket.
 func (r *Registry) claim(k key) *os.File {
+	// The first port-0 request also takes a socket passed under the bare
+	// address (a parent that names it without a number).
+	bare := key{k.network, strings.TrimSuffix(k.addr, "#0")}
 	idx := -1
 	for i, in := range r.inherited {
-		if in.key == k {
+		if in.key == k || in.key == bare {
 			idx = i
 			break
 		}
@@ -242,6 +247,22 @@ func (r *Registry) claim(k key) *os.File {
 
 // checkFree checks that k may be registered: no open socket holds it. An
 // entry for k whose socket its user has closed is dropped. r.mu held.
+// keyFor names a request. Requests for port 0 ("any free port") are
+// distinct sockets, numbered "#0", "#1"… by the first number no open socket
+// holds, so a child that repeats its parent's requests in order gets the
+// same sockets back.
+func (r *Registry) keyFor(network, addr string) key {
+	if _, port, err := net.SplitHostPort(addr); err != nil || port != "0" {
+		return key{network, addr}
+	}
+	for i := 0; ; i++ {
+		k := key{network, addr + "#" + strconv.Itoa(i)}
+		if !slices.ContainsFunc(r.active, func(e *entry) bool { return e.key == k && !e.closed() }) {
+			return k
+		}
+	}
+}
+
 func (r *Registry) checkFree(k key) error {
 	if r.closed {
 		return fmt.Errorf("listen: %s: registry closed: %w", k, net.ErrClosed)
@@ -263,8 +284,9 @@ func (r *Registry) checkFree(k key) error {
 // "unix" or "unixpacket") and addr: the one passed by the parent for the
 // same (network, addr) if there is one, else a new one. The registry
 // remembers it for Export and Close, under addr as given (so ":0" names the
-// same socket in a child that asks for ":0" again). Asking again for a
-// (network, addr) whose socket is still open is an error.
+// same socket in a child that asks for ":0" again; port-0 requests are
+// numbered in order, as each asks for another socket). Asking again for a
+// fixed (network, addr) whose socket is still open is an error.
 //
 // A new unix socket replaces a stale socket file at addr (one that nothing
 // answers on), never a live one or a file that is not a socket, and is
@@ -277,9 +299,9 @@ func (r *Registry) Listen(network, addr string) (net.Listener, error) {
 	default:
 		return nil, fmt.Errorf("listen: Listen: unsupported network %q", network)
 	}
-	k := key{network, addr}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	k := r.keyFor(network, addr)
 	if err := r.checkFree(k); err != nil {
 		return nil, err
 	}
@@ -342,9 +364,9 @@ func (r *Registry) ListenPacket(network, addr string) (net.PacketConn, error) {
 	default:
 		return nil, fmt.Errorf("listen: ListenPacket: unsupported network %q", network)
 	}
-	k := key{network, addr}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	k := r.keyFor(network, addr)
 	if err := r.checkFree(k); err != nil {
 		return nil, err
 	}

@@ -452,7 +452,19 @@ func TestSameAddressTwice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := r.Listen("tcp", "127.0.0.1:0"); err == nil {
+	// Port 0 asks for any free port: a second request is another socket.
+	ln2, err := r.Listen("tcp", "127.0.0.1:0")
+	if err != nil || ln2.Addr().String() == ln.Addr().String() {
+		t.Fatalf("second port-0 Listen: %v", err)
+	}
+	ln2.Close()
+	// A fixed address is one socket.
+	fixed := ln.Addr().String()
+	ln.Close()
+	if ln, err = r.Listen("tcp", fixed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.Listen("tcp", fixed); err == nil {
 		t.Fatal("second Listen for the same address succeeded")
 	}
 	// Another network is another socket.
@@ -503,7 +515,7 @@ func TestExport(t *testing.T) {
 	}
 	want := []string{
 		"LISTEN_FDS=2",
-		"LISTEN_FDNAMES=tcp|127.0.0.1%3A0:udp|%3A0",
+		"LISTEN_FDNAMES=tcp|127.0.0.1%3A0%230:udp|%3A0%230",
 		"LISTEN_PPID=" + strconv.Itoa(os.Getpid()),
 	}
 	if !slices.Equal(env, want) {
