@@ -68,6 +68,14 @@ func decodeCommand(e Envelope) (Command, error) {
 		return dec[SettlePayment](e)
 	case AddCredits{}.Kind():
 		return dec[AddCredits](e)
+	case SettleDataPayment{}.Kind():
+		return dec[SettleDataPayment](e)
+	case RefundPayment{}.Kind():
+		return dec[RefundPayment](e)
+	case ExpirePayment{}.Kind():
+		return dec[ExpirePayment](e)
+	case RejectPayment{}.Kind():
+		return dec[RejectPayment](e)
 	case OpenTicket{}.Kind():
 		return dec[OpenTicket](e)
 	case ReplyTicket{}.Kind():

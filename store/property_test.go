@@ -18,6 +18,8 @@ type gen struct {
 	users, plans, keys     []string
 	proxies, pays, tickets []string
 	tg                     int64
+	owner                  map[string]string // key → user, for data packages
+	payKind                map[string]string // payment → product kind
 }
 
 func newGen(seed uint64) *gen {
@@ -34,7 +36,7 @@ func (g *gen) pick(xs []string) string {
 func (g *gen) op() Op {
 	g.at = g.at.Add(time.Duration(g.r.IntN(3600)) * time.Second)
 	var c Command
-	switch n := g.r.IntN(17); {
+	switch n := g.r.IntN(21); {
 	case n == 0 || len(g.users) < 3:
 		g.tg++
 		u := newUser(g.ids, g.at, g.tg%50) // Telegram ids repeat: some creations must fail
@@ -56,6 +58,10 @@ func (g *gen) op() Op {
 			k.AddrV4 = fmt.Sprintf("10.66.0.%d", g.r.IntN(30))
 		}
 		g.keys = append(g.keys, k.ID)
+		if g.owner == nil {
+			g.owner = map[string]string{}
+		}
+		g.owner[k.ID] = k.UserID
 		c = k
 	case n == 6:
 		st := []model.KeyStatus{model.KeyActive, model.KeySuspended, model.KeyRevoked}[g.r.IntN(3)]
@@ -71,13 +77,28 @@ func (g *gen) op() Op {
 	case n == 10:
 		c = SetProxyStatus{ProxyID: g.pick(g.proxies), Status: model.KeyRevoked}
 	case n == 11:
+		products := []model.Product{{Kind: "plan", RefID: g.pick(g.plans), Months: 1 + g.r.IntN(2)},
+			{Kind: "credits", Qty: 30}, {Kind: "slots", Qty: 1}, {Kind: ProductData, RefID: g.pick(g.keys), Qty: 1 << 28}}
 		p := model.Payment{ID: g.ids.next(g.at), UserID: g.pick(g.users), Provider: "stars", Amount: 100, Currency: "XTR",
-			Product: model.Product{Kind: "plan", RefID: g.pick(g.plans), Months: 1}}
+			Product: products[g.r.IntN(len(products))]}
+		if u, ok := g.owner[p.Product.RefID]; ok && g.r.IntN(4) > 0 {
+			p.UserID = u
+		}
 		g.pays = append(g.pays, p.ID)
+		if g.payKind == nil {
+			g.payKind = map[string]string{}
+		}
+		g.payKind[p.ID] = p.Product.Kind
 		c = CreatePayment{Payment: p}
 	case n == 12:
-		c = SettlePayment{PaymentID: g.pick(g.pays), ChargeID: fmt.Sprintf("ch%d", g.r.IntN(40)), Amount: 100,
-			Currency: "XTR", SubID: g.ids.next(g.at), VestID: g.ids.next(g.at)}
+		pay := g.pick(g.pays)
+		if (g.payKind[pay] == ProductData) != (g.r.IntN(8) == 0) {
+			c = SettleDataPayment{PaymentID: pay, ChargeID: fmt.Sprintf("ch%d", g.r.IntN(40)), Amount: 100,
+				Currency: "XTR", VestID: g.ids.next(g.at)}
+		} else {
+			c = SettlePayment{PaymentID: pay, ChargeID: fmt.Sprintf("ch%d", g.r.IntN(40)), Amount: 100,
+				Currency: "XTR", SubID: g.ids.next(g.at), EntryID: g.ids.next(g.at), VestID: g.ids.next(g.at)}
+		}
 	case n == 13:
 		c = AddCredits{Entry: model.CreditEntry{ID: g.ids.next(g.at), UserID: g.pick(g.users), Amount: int64(g.r.IntN(40) - 20),
 			Reason: "gen", IdempotencyKey: fmt.Sprintf("idem%d", g.r.IntN(60))}}
@@ -95,6 +116,13 @@ func (g *gen) op() Op {
 			d = append(d, UsageDelta{ID: g.pick(g.keys), Rx: uint64(g.r.IntN(1 << 29)), Tx: 7})
 		}
 		c = UsageBatch{Node: "n1", Start: g.at.Add(-time.Second), End: g.at, Deltas: d}
+	case n == 16 || n == 17:
+		c = RefundPayment{PaymentID: g.pick(g.pays), RefundID: fmt.Sprintf("ch%d", g.r.IntN(40)), EntryID: g.ids.next(g.at),
+			VestEntryID: g.ids.next(g.at), Reason: "gen"}
+	case n == 18:
+		c = ExpirePayment{PaymentID: g.pick(g.pays)}
+	case n == 19:
+		c = RejectPayment{Provider: "qvapay", Event: "callback", UserID: g.pick(g.users), Ref: "t", Why: "gen"}
 	default:
 		if g.r.IntN(4) == 0 {
 			c = EraseUser{UserID: g.pick(g.users)}

@@ -56,7 +56,8 @@ var (
 	tmLastUsed    = []byte("tm_last_used")    // name → unix seconds
 	tmConv        = []byte("tm_conversations")
 	tmReceipts    = []byte("tm_receipts")
-	tmState       = []byte("tm_state") // collector checkpoints
+	tmState       = []byte("tm_state")   // collector checkpoints
+	tmUpdates     = []byte("tm_updates") // Telegram updates from receipt until processed
 )
 
 // tables lists every record table's index check, so CheckIndexes covers them all.
@@ -90,7 +91,7 @@ func indexBuckets() [][]byte {
 }
 
 func telemetryBuckets() [][]byte {
-	return [][]byte{tmUsageHourly, tmUsageDaily, tmLastUsed, tmConv, tmReceipts, tmState}
+	return [][]byte{tmUsageHourly, tmUsageDaily, tmLastUsed, tmConv, tmReceipts, tmState, tmUpdates}
 }
 
 func none() []kv { return nil }

@@ -122,6 +122,9 @@ const (
 	Receipts      Telemetry = "receipts"
 	LastUsed      Telemetry = "last_used"
 	Checkpoints   Telemetry = "checkpoints"
+	// Updates holds Telegram updates from the moment they are received until
+	// they are processed, then a receipt of each processed update_id.
+	Updates Telemetry = "updates"
 )
 
 func (t Telemetry) bucket() ([]byte, error) {
@@ -134,6 +137,8 @@ func (t Telemetry) bucket() ([]byte, error) {
 		return tmLastUsed, nil
 	case Checkpoints:
 		return tmState, nil
+	case Updates:
+		return tmUpdates, nil
 	}
 	return nil, fmt.Errorf("telemetry kind %q unknown", t)
 }
@@ -146,7 +151,10 @@ func (s *Store) PutTelemetry(t Telemetry, values map[string][]byte) error {
 		return err
 	}
 	return s.db.Update(func(tx *bolt.Tx) error {
-		b := tx.Bucket(name)
+		b, err := tx.CreateBucketIfNotExists(name) // kinds added after a data dir was made
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", t, err)
+		}
 		for k, v := range values {
 			var err error
 			if v == nil {
@@ -170,10 +178,38 @@ func (s *Store) GetTelemetry(t Telemetry, key string) ([]byte, error) {
 	}
 	var out []byte
 	err = s.db.View(func(tx *bolt.Tx) error {
-		if v := tx.Bucket(name).Get([]byte(key)); v != nil {
+		b := tx.Bucket(name)
+		if b == nil {
+			return nil
+		}
+		if v := b.Get([]byte(key)); v != nil {
 			out = append([]byte(nil), v...)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// ScanTelemetry calls fn for the values of one kind whose keys start with
+// prefix, in key order, inside one read transaction, until fn returns false.
+// fn must not keep k or v.
+func (s *Store) ScanTelemetry(t Telemetry, prefix string, fn func(k, v []byte) bool) error {
+	name, err := t.bucket()
+	if err != nil {
+		return err
+	}
+	return s.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(name)
+		if b == nil {
+			return nil
+		}
+		c := b.Cursor()
+		p := []byte(prefix)
+		for k, v := c.Seek(p); k != nil && bytes.HasPrefix(k, p); k, v = c.Next() {
+			if !fn(k, v) {
+				return nil
+			}
+		}
+		return nil
+	})
 }
