@@ -49,7 +49,10 @@ func AccessKeyURL(host string, port int, s Secret, name string) string {
 	user := base64.RawURLEncoding.EncodeToString([]byte(s.Method + ":" + s.Password))
 	u := "ss://" + user + "@" + net.JoinHostPort(host, strconv.Itoa(port)) + "/"
 	if name != "" {
-		u += "#" + url.PathEscape(name)
+		u += "#" + urlFragment(name)
 	}
 	return u
 }
+
+// urlFragment escapes a key name for a URL fragment.
+func urlFragment(name string) string { return url.PathEscape(name) }

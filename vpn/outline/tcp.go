@@ -1,0 +1,224 @@
+package outline
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"time"
+)
+
+// dialTimeout bounds the connect to a target, resolution included.
+const dialTimeout = 10 * time.Second
+
+func (s *Server) acceptLoop() {
+	for {
+		c, err := s.o.Listener.Accept()
+		if err != nil {
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			s.log.Warn("outline_accept_failed", "error", err.Error())
+			select {
+			case <-time.After(50 * time.Millisecond): // EMFILE and friends: do not spin
+			case <-s.ctx.Done():
+				return
+			}
+			continue
+		}
+		s.m.accepted.Inc()
+		s.wg.Go(func() { s.serveTCP(c) })
+	}
+}
+
+func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	ap, _ := netip.ParseAddrPort(c.RemoteAddr().String())
+	return ap.Addr().Unmap()
+}
+
+// serveTCP authenticates one connection and relays it. Anything that does
+// not authenticate is drained until the handshake deadline, then closed
+// with a FIN, so a probe cannot tell this server from a silent one by when
+// or how it hangs up.
+func (s *Server) serveTCP(c net.Conn) {
+	defer c.Close()
+	defer s.track(c)()
+	deadline := time.Now().Add(s.o.HandshakeTimeout)
+	c.SetReadDeadline(deadline)
+	src := remoteIP(c)
+	set := s.keys.Load()
+	head := make([]byte, max(set.maxSalt, minSaltSize)+lenChunkSize)
+	if _, err := io.ReadFull(c, head); err != nil {
+		drain(c)
+		return
+	}
+	now := s.o.Now()
+	if s.fails.blocked(src, now) {
+		s.m.rateLimited.Inc()
+		drain(c)
+		return
+	}
+	t0 := time.Now()
+	m, trials, ok := set.search(s.last.get(src), tcpTrials(head))
+	s.m.trials.Add(trials)
+	s.m.searchSec.UpdateDuration(t0)
+	if !ok {
+		s.fails.failed(src, now)
+		s.m.authFailed.Inc()
+		drain(c)
+		return
+	}
+	ss := m.e.c.SaltSize()
+	if !s.salts.add(head[:ss]) {
+		s.fails.failed(src, now)
+		s.m.replays.Inc()
+		drain(c)
+		return
+	}
+	s.last.put(src, m.e.st.id)
+	s.m.authed.Inc()
+	bufs := s.bufs.Get().(*relayBufs)
+	bufs.in.Reset(c)
+	defer func() {
+		bufs.in.Reset(nil)
+		s.bufs.Put(bufs)
+	}()
+	r := newStreamReader(io.MultiReader(bytes.NewReader(head[ss+lenChunkSize:]), bufs.in), m.aead, 1, m.n)
+	r.buf = bufs.rd
+	if err := s.proxyTCP(c, src, m.e, r, bufs); err != nil {
+		s.m.refused.Inc()
+		s.log.Debug("outline_tcp_refused", "key", m.e.st.id, "error", err.Error())
+	}
+}
+
+// drain reads and discards until the peer closes or the deadline passes.
+func drain(c net.Conn) { io.Copy(io.Discard, c) }
+
+// readTarget opens the first payload chunk and parses the target address
+// at its start.
+func readTarget(r *StreamReader) (Addr, error) {
+	if err := r.readChunk(); err != nil {
+		return Addr{}, fmt.Errorf("reading the first chunk: %w", err)
+	}
+	a, n, err := ParseAddr(r.left)
+	if err != nil {
+		return Addr{}, err
+	}
+	r.left = r.left[n:]
+	return a, nil
+}
+
+// tcpSession is a live relayed connection: closing it ends both sides.
+type tcpSession struct{ client, target net.Conn }
+
+func (t *tcpSession) Close() error {
+	t.client.Close()
+	return t.target.Close()
+}
+
+func (s *Server) proxyTCP(c net.Conn, src netip.Addr, e *keyEntry, r *StreamReader, bufs *relayBufs) error {
+	target, err := readTarget(r)
+	if err != nil {
+		return err
+	}
+	st := e.st
+	if st.stopped(s.o.Now()) {
+		return errors.New("key stopped")
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
+	out, err := s.o.Egress.DialFor(ctx, st.id, "tcp", target.String())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("dialling target: %w", err)
+	}
+	defer out.Close()
+	sess := &tcpSession{client: c, target: out}
+	if !st.register(sess, src) {
+		return errors.New("key at its connection limit or removed")
+	}
+	defer st.unregister(sess)
+	// A removal racing with register must not leave this connection open.
+	if s.keys.Load().byID[st.id] != e || st.stopped(s.o.Now()) {
+		return errors.New("key removed")
+	}
+	c.SetReadDeadline(time.Time{})
+	salt := make([]byte, e.c.SaltSize())
+	if _, err := rand.Read(salt); err != nil {
+		return fmt.Errorf("server salt: %w", err)
+	}
+	// Our own salts are recorded too: a reflected server stream would
+	// otherwise authenticate as a client stream under the same key.
+	s.salts.add(salt)
+	w, err := NewStreamWriter(c, e.c, salt)
+	if err != nil {
+		return err
+	}
+	w.buf = bufs.wr
+	s.relay(st, c, r, w, out, bufs)
+	return nil
+}
+
+// relay copies both ways until both sides are done or either fails.
+// relay returns only when both directions have stopped using bufs.
+func (s *Server) relay(st *keyState, client net.Conn, r io.Reader, w io.Writer, target net.Conn, bufs *relayBufs) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := s.pipe(st, true, target, r, bufs.up); err != nil {
+			client.Close()
+			target.Close()
+			return
+		}
+		closeWrite(target)
+	}()
+	if err := s.pipe(st, false, w, target, bufs.down); err != nil {
+		client.Close()
+		target.Close()
+	} else {
+		closeWrite(client)
+	}
+	<-done
+}
+
+func closeWrite(c net.Conn) {
+	if cw, ok := c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	} else {
+		c.Close()
+	}
+}
+
+// pipe copies src to dst in chunk-sized pieces, counting and pacing them
+// for the key. A clean EOF returns nil.
+func (s *Server) pipe(st *keyState, up bool, dst io.Writer, src io.Reader, buf []byte) error {
+	bytesMetric := s.m.txBytes
+	if up {
+		bytesMetric = s.m.rxBytes
+	}
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			st.count(up, n, s.o.Now())
+			bytesMetric.Add(n)
+			if werr := st.wait(s.ctx, up, n); werr != nil {
+				return werr
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return werr
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
