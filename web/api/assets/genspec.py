@@ -1,0 +1,152 @@
+"""Writes openapi.json beside this file: the REST API's OpenAPI 3 document,
+embedded in the binary by docs.go. Edit here, run `go generate ./web/api`;
+TestContractRoutes fails when a route and the document disagree."""
+import json, os
+P="#/components/schemas/"
+def ref(n): return {"$ref":P+n}
+def obj(props, req=()):
+    o={"type":"object","properties":props}
+    if req: o["required"]=list(req)
+    return o
+S={"type":"string"}; I={"type":"integer"}; B={"type":"boolean"}; T={"type":"string","format":"date-time"}
+schemas={
+ "Problem": obj({"type":S,"title":S,"status":I,"detail":S,"instance":S,"request_id":S},["type","title","status"]),
+ "User": obj({"id":S,"version":I,"telegram_id":I,"language":S,"referral_code":S,"banned":B,"erased":B,"role":S,"balance":I,"personal":{"type":"object"},"created":T,"updated":T},["id","version"]),
+ "Plan": obj({"id":S,"version":I,"name":S,"duration_days":I,"max_keys":I,"active":B},["id"]),
+ "Subscription": obj({"id":S,"user_id":S,"plan_id":S},["id"]),
+ "Key": obj({"id":S,"version":I,"user_id":S,"type":{"type":"string","enum":["wireguard","outline"]},"name":S,"status":S,"limits":{"type":"object"},"public":S,"addr_v4":S,"addr_v6":S,"created":T},["id","version","user_id","type","status"]),
+ "Proxy": obj({"id":S,"version":I,"user_id":S,"status":S,"limits":{"type":"object"},"created":T},["id","version","user_id","status"]),
+ "ClientConfig": obj({"id":S,"type":S,"filename":S,"text":S,"link":S},["id","type","text"]),
+ "KeyWithConfig": obj({"key":{"type":"object"},"config":ref("ClientConfig")},["key","config"]),
+ "APIKey": obj({"id":S,"version":I,"name":S,"scopes":{"type":"array","nullable":True,"items":S},"created":T,"expires_at":T,"revoked":B},["id"]),
+ "NewAPIKey": obj({"key":ref("APIKey"),"token":{"type":"string","pattern":"^usp_"}},["key","token"]),
+ "CreditEntry": obj({"id":S,"user_id":S,"amount":I,"reason":S},["id","amount"]),
+ "AuditEntry": obj({"seq":I,"at":T,"actor":S,"user_id":S,"action":S,"command":{},"error":S},["seq","action"]),
+ "Balance": obj({"user_id":S,"balance":I},["user_id","balance"]),
+ "Referrals": obj({"code":S,"invited":I,"vested":I,"earned":I,"pending":I},["code","invited"]),
+ "Tokens": obj({"access_token":S,"token_type":{"type":"string","enum":["Bearer"]},"expires_in":I,"expires_at":T,"refresh_token":S,"must_change_password":B},["access_token","token_type","expires_in","refresh_token"]),
+ "Health": obj({"status":S,"node":S,"time":T},["status"]),
+ "Export": {"type":"object","properties":{"user":ref("User")},"required":["user"]},
+ # requests
+ "LoginRequest": obj({"username":S,"password":S,"totp":{"type":"string","description":"6-digit TOTP code, when enrolled"}},["username","password"]),
+ "PasswordRequest": obj({"current_password":S,"new_password":{"type":"string","minLength":12}},["current_password","new_password"]),
+ "RefreshRequest": obj({"refresh_token":S},["refresh_token"]),
+ "CreateUserRequest": obj({"telegram_id":I,"username":S,"first_name":S,"last_name":S,"language":S,"referral_code":S}),
+ "ReasonRequest": obj({"reason":S}),
+ "CreditsRequest": obj({"amount":I,"reason":S},["amount"]),
+ "GrantRequest": obj({"plan_id":S,"months":I,"days":I},["plan_id"]),
+ "PlanRequest": obj({"name":S,"duration_days":I,"data_cap_bytes":I,"speed_bps":I,"throttle_bps":I,"max_keys":I,"max_conns":I,"protocols":{"type":"array","items":S},"price_stars":I,"price_usd_cents":I,"inactive":B},["name","duration_days","max_keys"]),
+ "Limits": obj({"expires_at":T,"data_cap":I,"speed_bps":I,"max_conns":I}),
+ "CreateKeyRequest": obj({"user_id":S,"type":{"type":"string","enum":["wireguard","outline"]},"name":S,"trial":B,"grant":{"type":"boolean","description":"outside the plan with limits; needs the admin scope"},"limits":{"type":"object"}},["user_id","type"]),
+ "VPNCreateRequest": obj({"user_id":S,"vpn_type":{"type":"string","enum":["wireguard","outline"]},"is_trial":B},["user_id","vpn_type"]),
+ "CreateProxyRequest": obj({"user_id":S,"trial":B,"grant":B,"limits":{"type":"object"}},["user_id"]),
+ "CreateAPIKeyRequest": obj({"name":S,"scopes":{"type":"array","items":{"type":"string","enum":["read","write","admin"]}},"expires_at":T},["name","scopes"]),
+}
+def listof(n):
+    return {"type":"object","required":["items","next"],"properties":{"items":{"type":"array","items":ref(n)},"next":{"type":"string","description":"cursor of the next page; empty at the end"}}}
+for n in ["User","Plan","Subscription","Key","Proxy","APIKey","CreditEntry","AuditEntry"]:
+    schemas[n+"List"]=listof(n)
+
+def problem(code, desc):
+    return {"description":desc,"content":{"application/problem+json":{"schema":ref("Problem")}}}
+def jsonresp(desc, schema, etag=False):
+    r={"description":desc,"content":{"application/json":{"schema":schema}}}
+    if etag: r["headers"]={"ETag":{"schema":S}}
+    return r
+pageParams=[{"$ref":"#/components/parameters/after"},{"$ref":"#/components/parameters/limit"}]
+idParam={"$ref":"#/components/parameters/id"}
+idemParam={"$ref":"#/components/parameters/idempotencyKey"}
+inm={"$ref":"#/components/parameters/ifNoneMatch"}
+
+def op(tag, summary, scope, ok, params=(), body=None, read=False, creates=False, extra=()):
+    o={"tags":[tag],"summary":summary,"responses":{}}
+    if scope is None:
+        o["security"]=[]
+    else:
+        o["x-scope"]=scope
+    ps=list(params)
+    if read: ps.append(inm)
+    if creates: ps.append(idemParam)
+    if ps: o["parameters"]=ps
+    if body:
+        o["requestBody"]={"required":True,"content":{"application/json":{"schema":ref(body)}}}
+    o["responses"].update(ok)
+    if read: o["responses"]["304"]={"description":"Not modified (If-None-Match matched the ETag)"}
+    errs={"400":"Malformed request","422":"Invalid input","429":"Rate limited (Retry-After)"}
+    if scope is not None:
+        errs.update({"401":"Missing, invalid, expired or revoked credential","403":"Insufficient scope or not allowed"})
+    if scope is not None:
+        errs.update({"404":"Not found","409":"Conflict (exists, quota, trial used, state, request in progress)","410":"User erased","415":"Unsupported media type"})
+    for e in extra: errs[e]="Error"
+    errs["500"]="Internal error"
+    for c,d in errs.items():
+        o["responses"].setdefault(c, problem(c,d))
+    return o
+
+def ok(code, desc, schema, etag=False): return {code: jsonresp(desc, ref(schema) if isinstance(schema,str) else schema, etag)}
+nocontent={"204":{"description":"Done"}}
+paths={}
+def add(path, method, o): paths.setdefault(path,{})[method]=o
+v="/api/v1"
+add(v+"/health","get",op("node","Liveness of the API",None,ok("200","Alive","Health")))
+add(v+"/auth/login","post",op("auth","Admin login: password and TOTP code (when enrolled) → access JWT + refresh token",None,ok("200","Tokens","Tokens"),body="LoginRequest",extra=["401"]))
+add(v+"/auth/refresh","post",op("auth","Rotate a refresh token; a reused token revokes its family",None,ok("200","Tokens","Tokens"),body="RefreshRequest",extra=["401"]))
+add(v+"/auth/logout","post",op("auth","Revoke a refresh token's family and its access tokens",None,nocontent,body="RefreshRequest",extra=["401"]))
+add(v+"/auth/password","post",op("auth","Change the logged-in admin's password (admin login only); other logins end","admin",nocontent,body="PasswordRequest"))
+add(v+"/node/status","get",op("node","Node status","read",ok("200","Status",{"type":"object"})))
+add(v+"/users","get",op("users","List users (filters: q, banned, erased)","read",ok("200","A page of users","UserList",True),params=pageParams+[
+  {"name":"q","in":"query","schema":S,"description":"user id, Telegram id or referral code"},
+  {"name":"banned","in":"query","schema":B},{"name":"erased","in":"query","schema":B}],read=True))
+add(v+"/users","post",op("users","Register a user","write",ok("201","Created","User"),body="CreateUserRequest",creates=True))
+add(v+"/users/{id}","get",op("users","Get a user","read",ok("200","The user","User",True),params=[idParam],read=True))
+add(v+"/users/{id}","delete",op("users","Erase a user (GDPR): keys revoked, personal data destroyed","admin",nocontent,params=[idParam]))
+add(v+"/users/{id}/ban","post",op("users","Ban a user","write",ok("200","The user","User"),params=[idParam],body=None))
+paths[v+"/users/{id}/ban"]["post"]["requestBody"]={"required":False,"content":{"application/json":{"schema":ref("ReasonRequest")}}}
+add(v+"/users/{id}/unban","post",op("users","Lift a ban","write",ok("200","The user","User"),params=[idParam]))
+add(v+"/users/{id}/export","get",op("users","Export everything stored about a user (GDPR)","admin",ok("200","Export","Export"),params=[idParam]))
+add(v+"/users/{id}/balance","get",op("credits","Credit balance","read",ok("200","Balance","Balance",True),params=[idParam],read=True))
+add(v+"/users/{id}/credits","get",op("credits","Credit ledger","read",ok("200","A page of entries","CreditEntryList",True),params=[idParam]+pageParams,read=True))
+add(v+"/users/{id}/credits","post",op("credits","Add (or spend, negative) credits; Idempotency-Key required","write",ok("201","New balance","Balance"),params=[idParam],body="CreditsRequest",creates=True))
+add(v+"/users/{id}/referrals","get",op("referrals","Referral summary","read",ok("200","Summary","Referrals",True),params=[idParam],read=True))
+add(v+"/users/{id}/subscriptions","get",op("subscriptions","List a user's subscriptions","read",ok("200","A page","SubscriptionList",True),params=[idParam]+pageParams,read=True))
+add(v+"/users/{id}/subscriptions","post",op("subscriptions","Grant a plan","write",ok("201","Subscription","Subscription"),params=[idParam],body="GrantRequest",creates=True))
+add(v+"/plans","get",op("plans","List plans","read",ok("200","A page","PlanList",True),params=pageParams,read=True))
+add(v+"/plans","post",op("plans","Create a plan","admin",ok("201","Plan","Plan"),body="PlanRequest",creates=True))
+add(v+"/keys","get",op("keys","List keys (filters: user_id, status)","read",ok("200","A page","KeyList",True),params=pageParams+[
+  {"name":"user_id","in":"query","schema":S},{"name":"status","in":"query","schema":{"type":"string","enum":["active","suspended","expired","revoked"]}}],read=True))
+add(v+"/keys","post",op("keys","Issue a WireGuard or Outline key","write",ok("201","Key and its client configuration","KeyWithConfig"),body="CreateKeyRequest",creates=True))
+add(v+"/keys/{id}","get",op("keys","Get a key","read",ok("200","Key","Key",True),params=[idParam],read=True))
+add(v+"/keys/{id}/config","get",op("keys","A key's client configuration","read",ok("200","Config","ClientConfig",True),params=[idParam],read=True))
+qr=op("keys","A key's configuration as a QR code (PNG)","read",{"200":{"description":"PNG","headers":{"ETag":{"schema":S}},"content":{"image/png":{"schema":{"type":"string","format":"binary"}}}}},params=[idParam],read=True)
+add(v+"/keys/{id}/qr","get",qr)
+add(v+"/keys/{id}/rotate","post",op("keys","Replace a key's secret","write",ok("200","Key and new configuration","KeyWithConfig"),params=[idParam]))
+add(v+"/keys/{id}/revoke","post",op("keys","Revoke a key","write",ok("200","Key","Key"),params=[idParam]))
+paths[v+"/keys/{id}/revoke"]["post"]["requestBody"]={"required":False,"content":{"application/json":{"schema":ref("ReasonRequest")}}}
+add(v+"/vpn/create","post",op("keys","The seed's call: create a VPN key for a user","write",ok("201","Key and its client configuration","KeyWithConfig"),body="VPNCreateRequest",creates=True))
+add(v+"/proxies","get",op("proxies","List MTProto secrets (filter: user_id)","read",ok("200","A page","ProxyList",True),params=pageParams+[{"name":"user_id","in":"query","schema":S}],read=True))
+add(v+"/proxies","post",op("proxies","Issue an MTProto secret","write",ok("201","Secret and its links","KeyWithConfig"),body="CreateProxyRequest",creates=True))
+add(v+"/proxies/{id}","get",op("proxies","Get an MTProto secret","read",ok("200","Proxy","Proxy",True),params=[idParam],read=True))
+add(v+"/proxies/{id}/link","get",op("proxies","tg://proxy and t.me links","read",ok("200","Links","ClientConfig",True),params=[idParam],read=True))
+add(v+"/proxies/{id}/revoke","post",op("proxies","Revoke an MTProto secret","write",ok("200","Proxy","Proxy"),params=[idParam]))
+paths[v+"/proxies/{id}/revoke"]["post"]["requestBody"]={"required":False,"content":{"application/json":{"schema":ref("ReasonRequest")}}}
+add(v+"/apikeys","get",op("apikeys","List API keys","admin",ok("200","A page","APIKeyList",True),params=pageParams,read=True))
+add(v+"/apikeys","post",op("apikeys","Create an API key (the token is shown once)","admin",ok("201","Key and token","NewAPIKey"),body="CreateAPIKeyRequest",creates=True))
+add(v+"/apikeys/{id}","delete",op("apikeys","Revoke an API key","admin",nocontent,params=[idParam]))
+add(v+"/audit","get",op("audit","Audit log, newest first (filters: user_id, action with user_id)","admin",ok("200","A page","AuditEntryList",True),params=pageParams+[{"name":"user_id","in":"query","schema":S},{"name":"action","in":"query","schema":S}],read=True))
+add("/api/openapi.json","get",op("docs","This document",None,{"200":{"description":"OpenAPI 3 document","content":{"application/json":{"schema":{"type":"object"}}}}}))
+add("/api/docs","get",op("docs","Docs page",None,{"200":{"description":"HTML","content":{"text/html":{"schema":S}}}}))
+add("/api/docs/docs.js","get",op("docs","Docs page script",None,{"200":{"description":"JavaScript","content":{"text/javascript":{"schema":S}}}}))
+
+spec={"openapi":"3.0.3","info":{"title":"usipipo","version":"1.0.0","description":"REST API of a usipipo node. Authenticate with an access JWT from /api/v1/auth/login or an API key (usp_…), both as 'Authorization: Bearer …'. Scopes: read < write < admin. Lists use cursor pagination (?after=&limit=, next in the body); reads carry an ETag; creating calls accept an Idempotency-Key. Errors are RFC 9457 problem JSON."},
+ "servers":[{"url":"/"}],
+ "security":[{"bearer":[]}],
+ "paths":paths,
+ "components":{"securitySchemes":{"bearer":{"type":"http","scheme":"bearer","description":"access JWT (EdDSA) or API key usp_…"}},
+  "parameters":{
+   "id":{"name":"id","in":"path","required":True,"schema":S},
+   "after":{"name":"after","in":"query","schema":S,"description":"cursor from the previous page's next"},
+   "limit":{"name":"limit","in":"query","schema":{"type":"integer","minimum":1,"maximum":500}},
+   "idempotencyKey":{"name":"Idempotency-Key","in":"header","schema":{"type":"string","maxLength":200}},
+   "ifNoneMatch":{"name":"If-None-Match","in":"header","schema":S}},
+  "schemas":schemas}}
+json.dump(spec, open(os.path.join(os.path.dirname(os.path.abspath(__file__)),"openapi.json"),"w"), indent=1, sort_keys=True)

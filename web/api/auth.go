@@ -1,0 +1,250 @@
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/store/keyring"
+	"github.com/usipipo/usipipo/web"
+)
+
+// principal is who a request acts as.
+type principal struct {
+	id    string // "key:<api key id>" or "admin:<username>": rate limits and idempotency are per principal
+	actor app.Actor
+	rank  int // highest scope held
+	// For admin logins: the username and the refresh family.
+	admin, family string
+}
+
+const localPrincipal = "api.principal"
+
+func principalOf(c *fiber.Ctx) *principal {
+	p, _ := c.Locals(localPrincipal).(*principal)
+	if p == nil {
+		return &principal{id: "anonymous"}
+	}
+	return p
+}
+
+func scopeRank(s string) int {
+	switch s {
+	case read:
+		return 1
+	case write:
+		return 2
+	case admin:
+		return 3
+	}
+	return 0
+}
+
+func unauthorized(c *fiber.Ctx, detail string) error {
+	c.Set(fiber.HeaderWWWAuthenticate, `Bearer realm="usipipo"`)
+	return web.NewProblem(fiber.StatusUnauthorized, problemType("unauthorized"), "Unauthorized", detail)
+}
+
+// authenticate admits a request whose bearer credential holds scope (or a
+// higher one): an API key (usp_…) that is neither revoked nor expired, or a
+// valid access JWT whose login family is still live.
+func (a *api) authenticate(scope string) fiber.Handler {
+	need := scopeRank(scope)
+	return func(c *fiber.Ctx) error {
+		auth := c.Get(fiber.HeaderAuthorization)
+		tok, ok := strings.CutPrefix(auth, "Bearer ")
+		if !ok || tok == "" {
+			a.m.tokenRefused.Inc()
+			return unauthorized(c, "A bearer token is required.")
+		}
+		tok = strings.TrimSpace(tok)
+		var p *principal
+		if strings.HasPrefix(tok, keyring.TokenPrefix) {
+			k, err := a.svc.AuthenticateAPIKey(c.UserContext(), tok)
+			if err != nil {
+				a.m.tokenRefused.Inc()
+				return unauthorized(c, "The API key is unknown, revoked or expired.")
+			}
+			a.used.touch(k.ID, a.now())
+			p = &principal{id: "key:" + k.ID, actor: app.APIActor(k.ID)}
+			for _, s := range k.Scopes {
+				p.rank = max(p.rank, scopeRank(string(s)))
+			}
+		} else {
+			cl, err := a.jwt.verify(tok)
+			if err != nil || !a.refresh.live(cl.Family) {
+				a.m.tokenRefused.Inc()
+				return unauthorized(c, "The access token is invalid or expired.")
+			}
+			if cl.MustChange && c.Path() != passwordPath {
+				return web.NewProblem(fiber.StatusForbidden, problemType("password-change-required"), "Password change required",
+					"This login used a one-time password: change it at "+passwordPath+", then refresh the token.")
+			}
+			p = &principal{id: "admin:" + cl.Subject, actor: app.PanelActor(cl.Subject), rank: scopeRank(cl.Scope),
+				admin: cl.Subject, family: cl.Family}
+		}
+		if p.rank < need {
+			return web.NewProblem(fiber.StatusForbidden, problemType("insufficient-scope"), "Insufficient scope",
+				"This call needs the "+scope+" scope.")
+		}
+		c.Locals(localPrincipal, p)
+		return c.Next()
+	}
+}
+
+type loginRequest struct {
+	Username string `json:"username"`
+	Password string `json:"password"`
+	TOTP     string `json:"totp,omitempty"`
+}
+
+type tokenResponse struct {
+	AccessToken  string    `json:"access_token"`
+	TokenType    string    `json:"token_type"`
+	ExpiresIn    int64     `json:"expires_in"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	RefreshToken string    `json:"refresh_token"`
+	MustChange   bool      `json:"must_change_password,omitempty"`
+}
+
+// login checks an admin's password (and TOTP code when enrolled) and
+// starts a refresh family. Failures are slowed per address and username,
+// counted, and logged with the seed's fields.
+func (a *api) login(c *fiber.Ctx) error {
+	var in loginRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	ip := c.IP()
+	if wait := a.logins.check(ip, in.Username); wait > 0 {
+		a.m.rateLimited.Inc()
+		return tooMany(c, wait, "Too many failed logins; try again later.")
+	}
+	adm, err := a.svc.CheckAdminLogin(c.UserContext(), in.Username, in.Password, in.TOTP)
+	if err != nil {
+		if !errors.Is(err, app.ErrUnauthorized) {
+			return err
+		}
+		a.logins.fail(ip, in.Username)
+		a.m.loginFailed.Inc()
+		a.log.LogAttrs(c.UserContext(), slog.LevelWarn, "login_failed", slog.String("action", "auth.login"),
+			slog.String("details", "username="+truncate(in.Username, 64)+" second_factor="+boolText(errors.Is(err, app.ErrSecondFactor))),
+			slog.String("ip", ip), slog.String("request_id", web.RequestID(c)))
+		if errors.Is(err, app.ErrSecondFactor) {
+			return unauthorized(c, "A valid TOTP code is required.")
+		}
+		return unauthorized(c, "Wrong username or password.")
+	}
+	a.logins.succeed(ip, in.Username)
+	a.log.LogAttrs(c.UserContext(), slog.LevelInfo, "login", slog.String("action", "auth.login"),
+		slog.String("details", "username="+adm.Username), slog.String("ip", ip))
+	fam, refresh, err := a.refresh.start(adm.Username, a.o.RefreshTTL)
+	if err != nil {
+		return err
+	}
+	return a.issue(c, adm.Username, fam, refresh, adm.MustChange)
+}
+
+// passwordPath is the one route a login with a one-time password may use.
+const passwordPath = "/api/v1/auth/password"
+
+func (a *api) issue(c *fiber.Ctx, subject, fam, refresh string, mustChange bool) error {
+	access, exp, err := a.jwt.sign(subject, admin, fam, mustChange, a.o.AccessTTL)
+	if err != nil {
+		return err
+	}
+	c.Set(fiber.HeaderCacheControl, "no-store")
+	return c.JSON(tokenResponse{AccessToken: access, TokenType: "Bearer", ExpiresIn: int64(a.o.AccessTTL / time.Second),
+		ExpiresAt: exp.UTC(), RefreshToken: refresh, MustChange: mustChange})
+}
+
+type refreshRequest struct {
+	RefreshToken string `json:"refresh_token"`
+}
+
+// refreshToken trades a refresh token for a new access token and the next
+// refresh token of the family. A token used twice revokes its family.
+func (a *api) refreshToken(c *fiber.Ctx) error {
+	var in refreshRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	subject, fam, next, reused, ok := a.refresh.rotate(in.RefreshToken)
+	if reused {
+		a.m.refreshReuse.Inc()
+		a.log.LogAttrs(c.UserContext(), slog.LevelWarn, "refresh_token_reused", slog.String("action", "auth.refresh"),
+			slog.String("details", "family revoked; username="+subject), slog.String("ip", c.IP()))
+	}
+	if !ok {
+		a.m.tokenRefused.Inc()
+		return unauthorized(c, "The refresh token is invalid, expired or already used.")
+	}
+	adm, err := a.svc.Store().Admin(subject) // the login may have changed its password since
+	if err != nil {
+		a.refresh.revoke(next)
+		return unauthorized(c, "The login no longer exists.")
+	}
+	return a.issue(c, subject, fam, next, adm.MustChange)
+}
+
+// logout revokes the refresh token's family and its access tokens.
+func (a *api) logout(c *fiber.Ctx) error {
+	var in refreshRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	if !a.refresh.revoke(in.RefreshToken) {
+		return unauthorized(c, "The refresh token is unknown.")
+	}
+	return c.SendStatus(fiber.StatusNoContent)
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+func boolText(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+type passwordRequest struct {
+	CurrentPassword string `json:"current_password"`
+	NewPassword     string `json:"new_password"`
+}
+
+// changePassword sets the logged-in admin's password and ends every other
+// login of that admin. API keys cannot call it.
+func (a *api) changePassword(c *fiber.Ctx) error {
+	p := principalOf(c)
+	if p.admin == "" {
+		return web.NewProblem(fiber.StatusForbidden, problemType("admin-login-required"), "Admin login required",
+			"Only an admin login, not an API key, can change its password.")
+	}
+	var in passwordRequest
+	if err := decodeBody(c, &in); err != nil {
+		return err
+	}
+	if wait := a.logins.check(c.IP(), p.admin); wait > 0 {
+		return tooMany(c, wait, "Too many wrong passwords; try again later.")
+	}
+	if err := a.svc.ChangeAdminPassword(c.UserContext(), p.actor, p.admin, in.CurrentPassword, in.NewPassword); err != nil {
+		if errors.Is(err, app.ErrUnauthorized) {
+			a.logins.fail(c.IP(), p.admin) // guessing the password with a stolen token is slowed too
+			return web.NewProblem(fiber.StatusForbidden, problemType("wrong-password"), "Wrong password",
+				"The current password is wrong.")
+		}
+		return err
+	}
+	a.refresh.revokeSubject(p.admin, p.family)
+	return c.SendStatus(fiber.StatusNoContent)
+}

@@ -1,0 +1,281 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/gofiber/fiber/v2"
+	"github.com/valyala/fasthttp"
+
+	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/store"
+	"github.com/usipipo/usipipo/store/cache"
+	"github.com/usipipo/usipipo/store/keyring"
+	"github.com/usipipo/usipipo/store/model"
+	"github.com/usipipo/usipipo/web"
+)
+
+// BenchmarkAPILoad is a loopback load generator: conc keep-alive clients
+// (USIPIPO_BENCH_CONC, default 32) send b.N requests in all to
+//
+//   - bare: a bare fiber handler, the ceiling;
+//   - get-user-cached: GET /api/v1/users/{id} with an API key, the full
+//     middleware (request id, metrics, sampled access log, rate limits,
+//     auth) and the user view from the cache;
+//   - vpn-create: the seed's POST /api/v1/vpn/create, each a durable
+//     (fsynced) key creation, spread over benchUsers users with a plan;
+//
+// and reports requests per second and the 50th/99th latency percentiles.
+//
+//	go test -run '^$' -bench APILoad -benchtime 5s ./web/api
+func BenchmarkAPILoad(b *testing.B) {
+	conc := 32
+	if v, err := strconv.Atoi(os.Getenv("USIPIPO_BENCH_CONC")); err == nil && v > 0 {
+		conc = v
+	}
+	env := newBenchEnv(b)
+	b.Run("bare", func(b *testing.B) {
+		load(b, env.bareAddr, conc, func(int) (string, string, []byte) { return "GET", "/users/" + env.userIDs[0], nil }, 200)
+	})
+	b.Run("get-user-cached", func(b *testing.B) {
+		load(b, env.apiAddr, conc, func(int) (string, string, []byte) {
+			return "GET", "/api/v1/users/" + env.userIDs[0], nil
+		}, 200)
+	})
+	b.Run("vpn-create", func(b *testing.B) {
+		load(b, env.apiAddr, conc, func(i int) (string, string, []byte) {
+			body, _ := json.Marshal(vpnCreateRequest{UserID: env.userIDs[i%len(env.userIDs)], VPNType: "outline"})
+			return "POST", "/api/v1/vpn/create", body
+		}, 201)
+	})
+}
+
+type benchEnv struct {
+	bare, api         *fiber.App
+	bareAddr, apiAddr string
+	userIDs           []string
+	token             string
+}
+
+func newBenchEnv(b *testing.B) *benchEnv {
+	b.Helper()
+	st, err := store.Open(store.Options{Path: filepath.Join(b.TempDir(), "usipipo.db")})
+	if err != nil {
+		b.Fatal(err)
+	}
+	c, err := cache.New(cache.Options{MaxBytes: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	dk, _ := keyring.GenerateKey(rand.Reader)
+	svc, err := app.New(app.Options{Store: st, DataKey: dk, Cache: c, Node: "bench",
+		Ends: app.Endpoints{PublicHost: "vpn.example.net", SSPort: 8388}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	plan, err := svc.PutPlan(ctx, app.ActorCLI, app.PlanSpec{Name: "bench", DurationDays: 365, MaxKeys: 1 << 20,
+		Protocols: []model.KeyType{model.Outline, model.WireGuard}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	// Many users, so that no user collects thousands of keys during a run
+	// (the store counts a user's credentials on every creation). They are
+	// registered concurrently to share commits.
+	env := &benchEnv{userIDs: make([]string, benchUsers)}
+	var wg sync.WaitGroup
+	errs := make(chan error, benchUsers)
+	sem := make(chan struct{}, 64)
+	for i := range benchUsers {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			u, err := svc.RegisterUser(ctx, app.ActorCLI, app.NewUser{TelegramID: int64(1000 + i), Username: "bench", FirstName: "Bench"})
+			if err == nil {
+				_, err = svc.GrantPlan(ctx, app.ActorCLI, u.ID, plan.ID, 12, 0)
+			}
+			if err != nil {
+				errs <- err
+				return
+			}
+			env.userIDs[i] = u.ID
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	if err := <-errs; err != nil {
+		b.Fatal(err)
+	}
+	k, err := svc.CreateAPIKey(ctx, app.ActorCLI, "bench", []model.Scope{model.ScopeWrite}, time.Time{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	env.token = k.Token
+
+	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
+	body, _ := json.Marshal(map[string]any{"id": env.userIDs[0], "language": "es", "balance": 0})
+	bare.Get("/users/:id", func(c *fiber.Ctx) error {
+		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
+		return c.Send(body)
+	})
+	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go bare.Listener(bareLn)
+
+	srv, err := web.New(web.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: metrics.NewSet(),
+		AccessLogFirst: 100, AccessLogThereafter: 100})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := Mount(srv.App(), Options{Service: svc, KeyRate: 1e6, IPRate: 1e6}); err != nil {
+		b.Fatal(err)
+	}
+	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	go srv.Serve(apiLn)
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		bare.Shutdown()
+		st.Close()
+		c.Close()
+	})
+	env.bareAddr, env.apiAddr = bareLn.Addr().String(), apiLn.Addr().String()
+	env.bare, env.api = bare, srv.App()
+	benchToken = env.token
+	return env
+}
+
+// benchUsers is how many users the creations are spread over.
+const benchUsers = 1000
+
+var benchToken string
+
+// load sends b.N requests from conc workers over keep-alive connections.
+func load(b *testing.B, addr string, conc int, mk func(i int) (method, path string, body []byte), want int) {
+	client := &fasthttp.HostClient{Addr: addr, MaxConns: conc, ReadTimeout: 10 * time.Second}
+	var next atomic.Int64
+	lat := make([][]time.Duration, conc)
+	var wg sync.WaitGroup
+	var failed atomic.Value
+	b.ResetTimer()
+	start := time.Now()
+	for w := 0; w < conc; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= b.N {
+					return
+				}
+				method, path, body := mk(i)
+				req.Reset()
+				req.Header.SetMethod(method)
+				req.SetRequestURI("http://" + addr + path)
+				req.Header.Set("Authorization", "Bearer "+benchToken)
+				if body != nil {
+					req.Header.SetContentType("application/json")
+					req.SetBody(body)
+				}
+				t0 := time.Now()
+				if err := client.Do(req, resp); err != nil {
+					failed.Store(err.Error())
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t0))
+				if resp.StatusCode() != want {
+					failed.Store(strconv.Itoa(resp.StatusCode()) + " " + string(resp.Body()))
+					return
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if f := failed.Load(); f != nil {
+		b.Fatal(f)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	pct := func(p float64) float64 {
+		if len(all) == 0 {
+			return 0
+		}
+		return float64(all[int(float64(len(all)-1)*p)].Microseconds()) / 1000
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+}
+
+// BenchmarkInProcess measures the server-side CPU cost of one request,
+// straight into each app's handler without a network: the bare handler,
+// the cached user read with an API key, and the same with a matching
+// If-None-Match (304).
+func BenchmarkInProcess(b *testing.B) {
+	env := newBenchEnv(b)
+	for _, tc := range []struct {
+		name, path string
+		app        *fiber.App
+		etag       bool
+		want       int
+	}{
+		{"bare", "/users/" + env.userIDs[0], env.bare, false, 200},
+		{"get-user-cached", "/api/v1/users/" + env.userIDs[0], env.api, false, 200},
+		{"get-user-304", "/api/v1/users/" + env.userIDs[0], env.api, true, 304},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			h := tc.app.Handler()
+			var ctx fasthttp.RequestCtx
+			ctx.Init(&fasthttp.Request{}, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 40000}, nil)
+			etag := ""
+			run := func() {
+				ctx.Request.Reset()
+				ctx.Response.Reset()
+				ctx.Request.SetRequestURI(tc.path)
+				ctx.Request.Header.Set("Authorization", "Bearer "+env.token)
+				if etag != "" {
+					ctx.Request.Header.Set("If-None-Match", etag)
+				}
+				h(&ctx)
+			}
+			run()
+			if tc.etag {
+				etag = string(ctx.Response.Header.Peek("ETag"))
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				run()
+				if ctx.Response.StatusCode() != tc.want {
+					b.Fatal(ctx.Response.StatusCode(), string(ctx.Response.Body()))
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,314 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/store"
+	"github.com/usipipo/usipipo/store/cache"
+	"github.com/usipipo/usipipo/store/keyring"
+	"github.com/usipipo/usipipo/store/model"
+	"github.com/usipipo/usipipo/web"
+)
+
+// clock is a settable test clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *clock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// testAPI is a node's service layer, web server and API on 127.0.0.1:0
+// with a real store.
+type testAPI struct {
+	t      *testing.T
+	svc    *app.Service
+	st     *store.Store
+	clock  *clock
+	url    string
+	client *http.Client
+	router routers.Router
+	// validate checks every response against the OpenAPI document.
+	validate bool
+
+	adminPassword string
+	tokens        map[string]string // API tokens by scope
+}
+
+type option func(*Options)
+
+func startAPI(t *testing.T, opts ...option) *testAPI {
+	t.Helper()
+	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "usipipo.db")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cache.New(cache.Options{MaxBytes: 8 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dk, err := keyring.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
+	svc, err := app.New(app.Options{Store: st, DataKey: dk, Cache: c, Node: "n1", Now: clk.Now,
+		Ends: app.Endpoints{PublicHost: "vpn.example.net", WGPort: 51820, WGPublicKey: "c2VydmVyc2VydmVyc2VydmVyc2VydmVyc2VydmVyMDA=", SSPort: 8388, MTProtoPort: 443}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	logger := slog.New(slog.DiscardHandler)
+	srv, err := web.New(web.Options{Logger: logger, Metrics: metrics.NewSet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Service: svc, Now: clk.Now, Logger: logger, KeyRate: -1, IPRate: -1}
+	for _, f := range opts {
+		f(&o)
+	}
+	if err := Mount(srv.App(), o); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(ln)
+	}()
+	ta := &testAPI{t: t, svc: svc, st: st, clock: clk, url: "http://" + ln.Addr().String(), validate: true,
+		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}, tokens: map[string]string{}}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+		<-done
+		ta.client.CloseIdleConnections()
+		if err := st.Check(); err != nil {
+			t.Errorf("store check: %v", err)
+		}
+		st.Close()
+		c.Close()
+	})
+	ta.router = specRouter(t, ta.url)
+	otp, err := svc.ResetAdminPassword(context.Background(), app.ActorCLI, "admin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta.adminPassword = "test-admin-password"
+	if err := svc.ChangeAdminPassword(context.Background(), app.ActorCLI, "admin", otp, ta.adminPassword); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []model.Scope{model.ScopeRead, model.ScopeWrite, model.ScopeAdmin} {
+		k, err := svc.CreateAPIKey(context.Background(), app.ActorCLI, "test-"+string(s), []model.Scope{s}, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ta.tokens[string(s)] = k.Token
+	}
+	return ta
+}
+
+var (
+	specOnce   sync.Once
+	specLoaded *openapi3.T
+	specErr    error
+)
+
+// specDoc is the embedded OpenAPI document, loaded and validated once.
+// Callers must not modify it.
+func specDoc(t testing.TB) *openapi3.T {
+	t.Helper()
+	specOnce.Do(func() {
+		specLoaded, specErr = openapi3.NewLoader().LoadFromData(Spec())
+		if specErr == nil {
+			specErr = specLoaded.Validate(context.Background())
+		}
+	})
+	if specErr != nil {
+		t.Fatalf("the OpenAPI document does not load or is invalid: %v", specErr)
+	}
+	return specLoaded
+}
+
+func specRouter(t testing.TB, base string) routers.Router {
+	doc := *specDoc(t) // shallow copy: only Servers differs
+	doc.Servers = openapi3.Servers{{URL: base}}
+	r, err := gorillamux.NewRouter(&doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// resp is a received response.
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r *resp) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decoding %s: %v", r.body, err)
+	}
+}
+
+func (r *resp) problemType() string {
+	var p struct {
+		Type string `json:"type"`
+	}
+	json.Unmarshal(r.body, &p)
+	return strings.TrimPrefix(p.Type, ProblemBase)
+}
+
+// req is a request to make.
+type req struct {
+	method, path, token string
+	body                any
+	header              map[string]string
+}
+
+// do sends a request and validates the response against the spec.
+func (ta *testAPI) do(r req) *resp {
+	ta.t.Helper()
+	var body io.Reader
+	var raw []byte
+	switch b := r.body.(type) {
+	case nil:
+	case string:
+		raw = []byte(b)
+	case []byte:
+		raw = b
+	default:
+		var err error
+		if raw, err = json.Marshal(b); err != nil {
+			ta.t.Fatal(err)
+		}
+	}
+	if raw != nil {
+		body = bytes.NewReader(raw)
+	}
+	hr, err := http.NewRequest(r.method, ta.url+r.path, body)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	if raw != nil {
+		hr.Header.Set("Content-Type", "application/json")
+	}
+	if r.token != "" {
+		hr.Header.Set("Authorization", "Bearer "+r.token)
+	}
+	for k, v := range r.header {
+		hr.Header.Set(k, v)
+	}
+	res, err := ta.client.Do(hr)
+	if err != nil {
+		ta.t.Fatalf("%s %s: %v", r.method, r.path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	out := &resp{status: res.StatusCode, header: res.Header, body: b}
+	if ta.validate {
+		ta.check(hr, raw, out)
+	}
+	return out
+}
+
+// check validates a response against the OpenAPI document: its status
+// must be documented for the route, and its body must match the schema.
+func (ta *testAPI) check(hr *http.Request, reqBody []byte, r *resp) {
+	ta.t.Helper()
+	route, params, err := ta.router.FindRoute(hr)
+	if err != nil {
+		ta.t.Errorf("%s %s: no route in the OpenAPI document: %v", hr.Method, hr.URL.Path, err)
+		return
+	}
+	if reqBody != nil {
+		hr.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
+	ct := r.header.Get("Content-Type")
+	if !strings.Contains(ct, "json") {
+		opts.ExcludeResponseBody = true
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: hr, PathParams: params, Route: route, Options: opts},
+		Status:                 r.status, Header: r.header, Options: opts,
+	}
+	in.SetBodyBytes(r.body)
+	if strings.HasPrefix(ct, "application/problem+json") {
+		// kin-openapi picks the schema by media type; problem+json is JSON.
+		in.Header = r.header.Clone()
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		ta.t.Errorf("%s %s → %d does not match the OpenAPI document: %v\nbody: %.300s", hr.Method, hr.URL.Path, r.status, err, r.body)
+	}
+}
+
+// login logs the admin in and returns the tokens.
+func (ta *testAPI) login() tokenResponse {
+	ta.t.Helper()
+	r := ta.do(req{method: "POST", path: "/api/v1/auth/login", body: loginRequest{Username: "admin", Password: ta.adminPassword}})
+	if r.status != 200 {
+		ta.t.Fatalf("login: %d %s", r.status, r.body)
+	}
+	var tok tokenResponse
+	r.json(ta.t, &tok)
+	return tok
+}
+
+// user registers a user through the service layer.
+func (ta *testAPI) user(tg int64) *app.UserView {
+	ta.t.Helper()
+	u, err := ta.svc.RegisterUser(context.Background(), app.ActorCLI, app.NewUser{TelegramID: tg, Username: "u", FirstName: "Ana"})
+	if err != nil {
+		ta.t.Fatal(err)
+	}
+	return u
+}
+
+func wantStatus(t *testing.T, r *resp, status int) {
+	t.Helper()
+	if r.status != status {
+		t.Fatalf("status %d, want %d: %s", r.status, status, r.body)
+	}
+}
+
+func storeKeyFilter(userID string) store.KeyFilter { return store.KeyFilter{UserID: userID} }
+func pageAll() store.Page                          { return store.Page{Limit: store.MaxLimit} }
