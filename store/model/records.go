@@ -207,7 +207,7 @@ type Key struct {
 	Trial   bool      `json:"trial,omitempty"`
 	SubID   string    `json:"sub_id,omitempty"`
 	Limits  Limits    `json:"limits"`
-	Secret  Sealed    `json:"secret"`           // WireGuard private key + PSK, or Outline password
+	Secret  Sealed    `json:"secret,omitempty"` // WireGuard private key + PSK, or Outline password
 	Public  string    `json:"public,omitempty"` // WireGuard public key: not secret, needed to install a peer
 	AddrV4  string    `json:"addr_v4,omitempty"`
 	AddrV6  string    `json:"addr_v6,omitempty"`
@@ -240,7 +240,7 @@ type Proxy struct {
 	Status  KeyStatus `json:"status"`
 	Reason  string    `json:"reason,omitempty"`
 	Limits  Limits    `json:"limits"`
-	Secret  Sealed    `json:"secret"`
+	Secret  Sealed    `json:"secret,omitempty"`
 	Usage   Usage     `json:"-"`
 	CapBase uint64    `json:"cap_base,omitempty"`
 	Created time.Time `json:"created"`
