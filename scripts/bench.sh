@@ -25,7 +25,11 @@ run ./web 'MiddlewareOverhead|HandlerInProcess' 1s
 run ./app/logging 'Handler|Handle' 1s
 run ./app/egress 'Check$|Dial' 1s
 run ./store/keyring 'Seal|Open|VerifySecret|Encrypt|Decrypt' 1s
-if [ -d app/backup ]; then run ./app/backup 'Backup' 1x; fi
+run ./app/backup 'Backup' 1x
+run ./web/api 'APILoad' 1x
+run ./app/pay 'PaymentUpdates' 1x
+run ./vpn/outline 'Trial|KeySearch' 1s
+run ./vpn/outline 'Throughput|Connections|LibevLocal' 2s
 
 go run ./scripts/benchreport < "$raw" > BENCH.md
 echo "wrote BENCH.md" >&2

@@ -76,6 +76,12 @@ var ratios = []ratio{
 	{"full middleware stack vs bare fiber handler, loopback, sampled log", "BenchmarkMiddlewareOverhead/sampled", "full-ns/req", "BenchmarkMiddlewareOverhead/sampled", "bare-ns/req", "", false},
 	{"JSON log line (seed fields) vs slog.JSONHandler", "BenchmarkHandler/seed_line/usipipo", "ns/op", "BenchmarkHandler/seed_line/slog.JSON", "ns/op", "", false},
 	{"egress-checked dial vs plain net.Dialer, loopback", "BenchmarkDial/egress", "ns/op", "BenchmarkDial/plain", "ns/op", "", false},
+	{"API: cached GET /api/v1/users/{id} vs bare fiber handler", "BenchmarkAPILoad/get-user-cached", "req/s", "BenchmarkAPILoad/bare", "req/s", ">= 0.5× and >= 20,000 req/s, p99 <= 10 ms", true},
+	{"API: durable POST /api/v1/vpn/create vs bare fiber handler", "BenchmarkAPILoad/vpn-create", "req/s", "BenchmarkAPILoad/bare", "req/s", ">= 1,000 req/s", true},
+	{"Outline: one wrong-key trial vs x/crypto/hkdf path", "BenchmarkTrial/chacha20-ietf-poly1305/deriver", "ns/op", "BenchmarkTrial/chacha20-ietf-poly1305/baseline-xcrypto-hkdf", "ns/op", "", false},
+	{"Outline: ss-local throughput through usipipo vs ss-server", "BenchmarkLibevLocalThroughput/usipipo", "Gbit/s", "BenchmarkLibevLocalThroughput/ss-server", "Gbit/s", ">= 1×", true},
+	{"Outline: ss-local connections/s through usipipo vs ss-server", "BenchmarkLibevLocalConnections/usipipo", "conns/s", "BenchmarkLibevLocalConnections/ss-server", "conns/s", ">= 1.5×", true},
+	{"Outline: Go client throughput through usipipo vs ss-server", "BenchmarkThroughput/usipipo", "Gbit/s", "BenchmarkThroughput/ss-server", "Gbit/s", "", true},
 }
 
 func main() {
@@ -115,6 +121,9 @@ func main() {
 		{"resident memory at that size (with mapped db pages)", "BenchmarkStartup", "rss_MiB", ""},
 		{"desired set of 10,000 keys after a change", "BenchmarkDesiredSet10k/warm=true", "ns/op", ""},
 		{"desired set of 10,000 keys at start-up", "BenchmarkDesiredSet10k/warm=false", "ns/op", ""},
+		{"API: cached user read, p99", "BenchmarkAPILoad/get-user-cached", "p99-ms", "<= 10 ms"},
+		{"payments: update → grant → receipt, 1 in flight, p99", "BenchmarkPaymentUpdates/inflight=1", "p99-ms", "< 50 ms"},
+		{"payments: updates/s at 64 in flight", "BenchmarkPaymentUpdates/inflight=64", "updates/s", "well over the Bot API's ~30/s"},
 	}
 	for _, a := range abs {
 		if r, ok := by[a.bench]; ok {
