@@ -5,6 +5,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -176,8 +177,12 @@ func TestSchedulerRun(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
+	// Wait for a finished backup, not for its .tmp or verification scratch.
+	finished := func() bool {
+		return slices.ContainsFunc(dirNames(t, dir), func(n string) bool { return strings.HasSuffix(n, ".bak") })
+	}
 	deadline := time.Now().Add(30 * time.Second)
-	for len(dirNames(t, dir)) == 0 && time.Now().Before(deadline) {
+	for !finished() && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	cancel()
