@@ -1,6 +1,6 @@
-// Package wireguard is the node's WireGuard data plane. This file holds the
-// key material and client configuration a user imports; the device itself
-// plugs into the reconcile loop through app/plane.
+// This file holds the key material of a peer; clientconf.go renders the
+// configuration a user imports.
+
 package wireguard
 
 import (

@@ -1,0 +1,189 @@
+package netstack
+
+import (
+	"sync"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+)
+
+// maxBatch bounds the packets one ReadBatch takes.
+const maxBatch = 128
+
+// Endpoint is a batched, blocking gVisor link endpoint. The stack writes
+// outbound packets into a bounded queue (parking while it is full); the
+// tun.Device side drains them in batches.
+type Endpoint struct {
+	mtu uint32
+
+	mu       sync.Mutex
+	notEmpty sync.Cond // signalled when a packet is queued or on close
+	notFull  sync.Cond // signalled when packets are taken or on close
+	queue    []*stack.PacketBuffer
+	head     int // index of the oldest queued packet
+	n        int // queued packets
+	closed   bool
+	disp     stack.NetworkDispatcher
+	onClose  func()
+}
+
+var _ stack.LinkEndpoint = (*Endpoint)(nil)
+
+// NewEndpoint returns an endpoint with an outbound queue of size packets.
+func NewEndpoint(size int, mtu uint32) *Endpoint {
+	e := &Endpoint{mtu: mtu, queue: make([]*stack.PacketBuffer, size)}
+	e.notEmpty.L = &e.mu
+	e.notFull.L = &e.mu
+	return e
+}
+
+// WritePackets queues the stack's outbound packets, waiting while the queue
+// is full: backpressure rather than loss.
+func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, pkt := range pkts.AsSlice() {
+		for e.n == len(e.queue) && !e.closed {
+			e.notFull.Wait()
+		}
+		if e.closed {
+			if n == 0 {
+				return 0, &tcpip.ErrClosedForSend{}
+			}
+			break
+		}
+		e.queue[(e.head+e.n)%len(e.queue)] = pkt.IncRef()
+		e.n++
+		n++
+	}
+	e.notEmpty.Signal()
+	return n, nil
+}
+
+// ReadBatch waits for at least one outbound packet and copies up to len(bufs)
+// of them into bufs[i][offset:], setting sizes[i]. A packet larger than its
+// buffer is dropped. It returns 0, false once the endpoint is closed.
+func (e *Endpoint) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, bool) {
+	e.mu.Lock()
+	for e.n == 0 && !e.closed {
+		e.notEmpty.Wait()
+	}
+	if e.n == 0 {
+		e.mu.Unlock()
+		return 0, false
+	}
+	var scratch [maxBatch]*stack.PacketBuffer
+	take := min(e.n, len(bufs), maxBatch)
+	pkts := scratch[:0]
+	for range take {
+		pkts = append(pkts, e.queue[e.head])
+		e.queue[e.head] = nil
+		e.head = (e.head + 1) % len(e.queue)
+		e.n--
+	}
+	e.notFull.Broadcast()
+	e.mu.Unlock()
+
+	count := 0
+	for _, pkt := range pkts {
+		if pkt.Size() <= len(bufs[count])-offset {
+			w := offset
+			for _, s := range pkt.AsSlices() {
+				w += copy(bufs[count][w:], s)
+			}
+			sizes[count] = w - offset
+			count++
+		}
+		pkt.DecRef()
+	}
+	return count, true
+}
+
+// Inject hands one inbound IP packet to the stack.
+func (e *Endpoint) Inject(proto tcpip.NetworkProtocolNumber, pkt *stack.PacketBuffer) {
+	e.mu.Lock()
+	d := e.disp
+	e.mu.Unlock()
+	if d != nil {
+		d.DeliverNetworkPacket(proto, pkt)
+	}
+}
+
+// Close wakes every waiter and drops queued packets.
+func (e *Endpoint) Close() {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return
+	}
+	e.closed = true
+	for e.n > 0 {
+		e.queue[e.head].DecRef()
+		e.queue[e.head] = nil
+		e.head = (e.head + 1) % len(e.queue)
+		e.n--
+	}
+	onClose := e.onClose
+	e.notEmpty.Broadcast()
+	e.notFull.Broadcast()
+	e.mu.Unlock()
+	if onClose != nil {
+		onClose()
+	}
+}
+
+// MTU implements stack.LinkEndpoint.
+func (e *Endpoint) MTU() uint32 { return e.mtu }
+
+// SetMTU implements stack.LinkEndpoint; the MTU is fixed at creation.
+func (e *Endpoint) SetMTU(uint32) {}
+
+// MaxHeaderLength implements stack.LinkEndpoint: IP has no link header.
+func (e *Endpoint) MaxHeaderLength() uint16 { return 0 }
+
+// LinkAddress implements stack.LinkEndpoint.
+func (e *Endpoint) LinkAddress() tcpip.LinkAddress { return "" }
+
+// SetLinkAddress implements stack.LinkEndpoint.
+func (e *Endpoint) SetLinkAddress(tcpip.LinkAddress) {}
+
+// Capabilities implements stack.LinkEndpoint. Inbound checksums are not
+// verified again: WireGuard authenticated every packet.
+func (e *Endpoint) Capabilities() stack.LinkEndpointCapabilities {
+	return stack.CapabilityRXChecksumOffload
+}
+
+// Attach implements stack.LinkEndpoint.
+func (e *Endpoint) Attach(d stack.NetworkDispatcher) {
+	e.mu.Lock()
+	e.disp = d
+	e.mu.Unlock()
+}
+
+// IsAttached implements stack.LinkEndpoint.
+func (e *Endpoint) IsAttached() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.disp != nil
+}
+
+// Wait implements stack.LinkEndpoint; the endpoint owns no goroutines.
+func (e *Endpoint) Wait() {}
+
+// ARPHardwareType implements stack.LinkEndpoint.
+func (e *Endpoint) ARPHardwareType() header.ARPHardwareType { return header.ARPHardwareNone }
+
+// AddHeader implements stack.LinkEndpoint.
+func (e *Endpoint) AddHeader(*stack.PacketBuffer) {}
+
+// ParseHeader implements stack.LinkEndpoint.
+func (e *Endpoint) ParseHeader(*stack.PacketBuffer) bool { return true }
+
+// SetOnCloseAction implements stack.LinkEndpoint.
+func (e *Endpoint) SetOnCloseAction(f func()) {
+	e.mu.Lock()
+	e.onClose = f
+	e.mu.Unlock()
+}
