@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"sync"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -35,9 +37,11 @@ type Reconciler struct {
 	log      *slog.Logger
 
 	// Owned by the Run goroutine.
-	readings  map[string]planeReading
-	known     map[string]knownCred // decoded credentials by id, of the version seen last
-	lastEnd   time.Time
+	readings map[string]planeReading
+	known    map[string]knownCred // decoded credentials by id, of the version seen last
+	lastEnd  time.Time
+
+	mu        sync.Mutex // guards installed, which Installed reads from other goroutines
 	installed map[string]int
 
 	lastCollect *metrics.Gauge
@@ -121,12 +125,18 @@ func (r *Reconciler) pushAll(ctx context.Context) {
 			r.log.Error("reconcile_failed", "plane", p.Name(), "error", err.Error())
 			continue
 		}
+		r.mu.Lock()
 		r.installed[p.Name()] = len(creds)
+		r.mu.Unlock()
 	}
 }
 
 // Installed reports how many credentials each plane was last handed.
-func (r *Reconciler) Installed() map[string]int { return r.installed }
+func (r *Reconciler) Installed() map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.installed)
+}
 
 // Sync runs one collect and push, for tests and for shutdown.
 func (r *Reconciler) Sync(ctx context.Context) {
