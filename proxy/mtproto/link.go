@@ -1,5 +1,5 @@
-// Package mtproto is the node's MTProto proxy for Telegram. This file holds
-// per-user secrets and the links users open.
+// This file holds per-user secrets and the links users open.
+
 package mtproto
 
 import (
