@@ -155,3 +155,6 @@ func (s *Service) open(recordType, id string, version uint64, sealed model.Seale
 		return b, int64(len(b)) + 64, nil
 	})
 }
+
+// CloakDomain is the domain FakeTLS MTProto secrets name.
+func (s *Service) CloakDomain() string { return s.cloak() }

@@ -29,6 +29,7 @@ import (
 	"github.com/usipipo/usipipo/app/listen"
 	"github.com/usipipo/usipipo/app/logging"
 	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/app/sdnotify"
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/store/cache"
 	"github.com/usipipo/usipipo/store/keyring"
@@ -40,8 +41,9 @@ type Options struct {
 	Version  string
 	Logs     io.Writer // JSON log lines; default os.Stdout
 	Terminal io.Writer // where init prints one-time secrets; nil: a 0600 file in the data dir
-	// Planes are the data planes to reconcile; later parts of the node add
-	// WireGuard, Outline and MTProto here.
+	// Planes, if set, replaces the node's data planes (WireGuard, Outline,
+	// MTProto on their configured sockets); tests use it to measure the
+	// node's own work.
 	Planes func(n *Node) ([]plane.Plane, error)
 	// Started, if set, is called each time the node starts serving: once,
 	// and again after a restore swapped its database (tests use it).
@@ -67,6 +69,7 @@ type Node struct {
 	cache     *cache.Cache
 	recon     *app.Reconciler
 	restart   chan string // a verified restored database to swap in
+	sd        *sdnotify.Notifier
 	restoreMu sync.Mutex
 	// stagedManifest describes the staged restore; set before restart is sent.
 	stagedManifest *backup.Manifest
@@ -85,6 +88,17 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		o.Logs = os.Stdout
 	}
 	log := logging.New(o.Logs, "node", cfg.LogLevel)
+	// Under systemd (Type=notify): READY, STOPPING, STATUS and the watchdog.
+	// Outside it, or with a malformed NOTIFY_SOCKET, sd is nil: a no-op.
+	sd, err := sdnotify.FromEnv()
+	if err != nil {
+		log.Warn("sd_notify_off", "error", err.Error())
+	}
+	// The watchdog pings for the whole process, across restore swaps and
+	// until shutdown has finished.
+	wdCtx, wdStop := context.WithCancel(context.WithoutCancel(ctx))
+	defer wdStop()
+	go sd.Run(wdCtx)
 	if err := firstStart(ctx, cfg, o, log); err != nil {
 		return err
 	}
@@ -95,7 +109,7 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	defer reg.Close()
 	restored := ""
 	for {
-		next, err := runOnce(ctx, cfg, o, log, reg, restored)
+		next, err := runOnce(ctx, cfg, o, log, reg, sd, restored)
 		if !errors.Is(err, errRestart) {
 			return err
 		}
@@ -149,9 +163,9 @@ func ReadPassphraseFile(path string) (string, error) {
 // restart, and stops every part in reverse order.
 //
 // restored is the outcome of a restore that caused this start ("" when none).
-func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, reg *listen.Registry, restored string) (string, error) {
+func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, reg *listen.Registry, sd *sdnotify.Notifier, restored string) (string, error) {
 	n := &Node{Config: cfg, Log: log, Metrics: metrics.NewSet(), Listen: reg, version: o.Version, started: time.Now(),
-		restart: make(chan string, 1), restored: restored}
+		restart: make(chan string, 1), restored: restored, sd: sd}
 	var stops []func(context.Context)
 	stopAll := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
@@ -164,24 +178,34 @@ func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logge
 		stopAll()
 		return "", err
 	}
+	planes, err := n.startPlanes(o, &stops)
+	if err != nil {
+		stopAll()
+		return "", err
+	}
 	runCtx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	stops = append(stops, func(context.Context) { cancel(); wg.Wait() })
-	if err := n.startServing(runCtx, o, &wg, &stops); err != nil {
+	if err := n.startServing(runCtx, planes, &wg, &stops); err != nil {
 		stopAll()
 		return "", err
 	}
 	log.Info("api_ready", "duration_ms", float64(time.Since(n.started).Microseconds())/1000, "http", n.HTTPAddr.String())
+	if err := sd.Ready(""); err != nil {
+		log.Warn("sd_notify_failed", "error", err.Error())
+	}
 	if o.Started != nil {
 		o.Started(n)
 	}
 	select {
 	case <-ctx.Done():
+		sd.Stopping("shutting down: draining connections")
 		log.Info("shutting_down")
 		stopAll()
 		log.Info("stopped")
 		return "", nil
 	case staged := <-n.restart:
+		sd.Status("restoring a backup: restarting on the restored database")
 		stopAll()
 		outcome := "restored"
 		if err := n.swapIn(staged); err != nil {

@@ -13,18 +13,25 @@ import (
 	"github.com/usipipo/usipipo/app/logging"
 	"github.com/usipipo/usipipo/app/plane"
 	"github.com/usipipo/usipipo/web"
+	"github.com/usipipo/usipipo/web/api"
 )
+
+// startPlanes starts the data planes. They stop after the reconcile loop,
+// so its last usage reading still finds them.
+func (n *Node) startPlanes(o Options, stops *[]func(context.Context)) ([]plane.Plane, error) {
+	if o.Planes != nil {
+		return o.Planes(n)
+	}
+	planes, err := dataPlanes(n, stops)
+	if err != nil {
+		return nil, fmt.Errorf("starting data planes: %w", err)
+	}
+	return planes, nil
+}
 
 // startServing starts the reconcile loop, HTTP, the admin socket and the
 // backup scheduler, each registering how it stops.
-func (n *Node) startServing(ctx context.Context, o Options, wg *sync.WaitGroup, stops *[]func(context.Context)) error {
-	var planes []plane.Plane
-	if o.Planes != nil {
-		var err error
-		if planes, err = o.Planes(n); err != nil {
-			return fmt.Errorf("starting data planes: %w", err)
-		}
-	}
+func (n *Node) startServing(ctx context.Context, planes []plane.Plane, wg *sync.WaitGroup, stops *[]func(context.Context)) error {
 	n.recon = app.NewReconciler(app.ReconcilerOptions{Service: n.Service, Planes: planes, Metrics: n.Metrics,
 		Logger: logging.ForService(n.Log, "reconcile")})
 	wg.Go(func() { n.recon.Run(ctx) })
@@ -33,6 +40,7 @@ func (n *Node) startServing(ctx context.Context, o Options, wg *sync.WaitGroup, 
 		case <-n.recon.Ready():
 			n.Log.Info("data_planes_installed", "duration_ms", float64(time.Since(n.started).Microseconds())/1000,
 				"planes", len(planes))
+			n.sd.Status(fmt.Sprintf("serving: API ready, %d data planes installed", len(planes)))
 		case <-ctx.Done():
 		}
 	}()
@@ -61,6 +69,14 @@ func (n *Node) startHTTP(stops *[]func(context.Context)) error {
 		}})
 	if err != nil {
 		return err
+	}
+	jwtKey, err := api.SigningKeyFrom(n.sec.dataKey[:])
+	if err != nil {
+		return err
+	}
+	if err := api.Mount(srv.App(), api.Options{Service: n.Service, SigningKey: jwtKey,
+		Logger: logging.ForService(n.Log, "api"), Metrics: n.Metrics, Status: n.Status}); err != nil {
+		return fmt.Errorf("mounting the REST API: %w", err)
 	}
 	n.HTTP = srv
 	ln, err := n.Listen.Listen("tcp", n.Config.HTTP)
