@@ -30,6 +30,8 @@ run ./web/api 'APILoad' 1x
 run ./app/pay 'PaymentUpdates' 1x
 run ./vpn/outline 'Trial|KeySearch' 1s
 run ./vpn/outline 'Throughput|Connections|LibevLocal' 2s
+run ./proxy/mtproto 'Relay|IdleMemory|Search' 1s
+run ./vpn/wireguard 'TCPDownload|TCPConnect|Install10k' 1x
 
 go run ./scripts/benchreport < "$raw" > BENCH.md
 echo "wrote BENCH.md" >&2
