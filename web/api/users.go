@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"strconv"
 	"time"
 
@@ -152,7 +153,11 @@ func (a *api) balance(c *fiber.Ctx) error {
 	return sendRead(c, balanceResponse{UserID: id, Balance: b})
 }
 
-func (a *api) listCredits(c *fiber.Ctx) error {
+func (a *api) listCredits(c *fiber.Ctx) error { return userList(a, c, a.svc.CreditLedger) }
+
+// userList pages one of a user's lists, after checking the user exists (an
+// unknown user is a 404, not an empty list).
+func userList[T any](a *api, c *fiber.Ctx, list func(context.Context, string, store.Page) ([]T, string, error)) error {
 	p, err := page(c)
 	if err != nil {
 		return err
@@ -161,7 +166,7 @@ func (a *api) listCredits(c *fiber.Ctx) error {
 	if _, err := a.svc.User(c.UserContext(), id); err != nil {
 		return err
 	}
-	items, next, err := a.svc.CreditLedger(c.UserContext(), id, p)
+	items, next, err := list(c.UserContext(), id, p)
 	if err != nil {
 		return err
 	}
@@ -201,21 +206,7 @@ func (a *api) referrals(c *fiber.Ctx) error {
 	return sendRead(c, r)
 }
 
-func (a *api) listSubscriptions(c *fiber.Ctx) error {
-	p, err := page(c)
-	if err != nil {
-		return err
-	}
-	id := c.Params("id")
-	if _, err := a.svc.User(c.UserContext(), id); err != nil {
-		return err
-	}
-	items, next, err := a.svc.Subscriptions(c.UserContext(), id, p)
-	if err != nil {
-		return err
-	}
-	return sendRead(c, listOf(items, next))
-}
+func (a *api) listSubscriptions(c *fiber.Ctx) error { return userList(a, c, a.svc.Subscriptions) }
 
 type grantRequest struct {
 	PlanID string `json:"plan_id"`
