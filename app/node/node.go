@@ -28,6 +28,7 @@ import (
 	"github.com/usipipo/usipipo/app/egress"
 	"github.com/usipipo/usipipo/app/listen"
 	"github.com/usipipo/usipipo/app/logging"
+	"github.com/usipipo/usipipo/app/pay"
 	"github.com/usipipo/usipipo/app/plane"
 	"github.com/usipipo/usipipo/app/sdnotify"
 	"github.com/usipipo/usipipo/store"
@@ -59,6 +60,7 @@ type Node struct {
 	Service *app.Service
 	Egress  *egress.Dialer
 	HTTP    *web.Server
+	Pay     *pay.Service
 	Listen  *listen.Registry
 	// HTTPAddr is the bound address of --http (useful with port 0).
 	HTTPAddr net.Addr

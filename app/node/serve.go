@@ -45,6 +45,9 @@ func (n *Node) startServing(ctx context.Context, planes []plane.Plane, wg *sync.
 		}
 	}()
 	wg.Go(func() { n.maintain(ctx) })
+	if err := n.startPayments(ctx, wg); err != nil {
+		return err
+	}
 	if err := n.startHTTP(stops); err != nil {
 		return err
 	}
