@@ -26,8 +26,8 @@ run ./app/logging 'Handler|Handle' 1s
 run ./app/egress 'Check$|Dial' 1s
 run ./store/keyring 'Seal|Open|VerifySecret|Encrypt|Decrypt' 1s
 run ./app/backup 'Backup' 1x
-run ./web/api 'APILoad' 1x
-run ./app/pay 'PaymentUpdates' 1x
+run ./web/api 'APILoad' 20000x
+run ./app/pay 'PaymentUpdates' 400x
 run ./vpn/outline 'Trial|KeySearch' 1s
 run ./vpn/outline 'Throughput|Connections|LibevLocal' 2s
 run ./proxy/mtproto 'Relay|IdleMemory|Search' 1s
