@@ -88,7 +88,7 @@ func TestPanicRecovered(t *testing.T) {
 		t.Fatalf("%d panic log records", len(recs))
 	}
 	if recs[0]["request_id"] != "panic-1" || !strings.Contains(recs[0]["panic"].(string), secret) ||
-		!strings.Contains(recs[0]["stack"].(string), "web_test.go") || recs[0]["route"] != "/boom" {
+		!strings.Contains(recs[0]["stack"].(string), "middleware_test.go") || recs[0]["route"] != "/boom" {
 		t.Errorf("panic log %v", recs[0])
 	}
 	// Counted and access-logged as a 500 of its route; the server lives on.
