@@ -90,6 +90,8 @@ func decodeCommand(e Envelope) (Command, error) {
 		return dec[PutAdmin](e)
 	case UsageBatch{}.Kind():
 		return dec[UsageBatch](e)
+	case PruneAudit{}.Kind():
+		return dec[PruneAudit](e)
 	}
 	return nil, fmt.Errorf("command %q: %w", e.Kind, model.ErrUnknownCmd)
 }

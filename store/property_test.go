@@ -124,9 +124,12 @@ func (g *gen) op() Op {
 	case n == 19:
 		c = RejectPayment{Provider: "qvapay", Event: "callback", UserID: g.pick(g.users), Ref: "t", Why: "gen"}
 	default:
-		if g.r.IntN(4) == 0 {
+		switch g.r.IntN(8) {
+		case 0:
 			c = EraseUser{UserID: g.pick(g.users)}
-		} else {
+		case 1:
+			c = PruneAudit{Before: g.at.Add(-48 * time.Hour), Max: 1 + g.r.IntN(40)}
+		default:
 			c = SetBanned{UserID: g.pick(g.users), Banned: g.r.IntN(2) == 0}
 		}
 	}

@@ -376,3 +376,23 @@ func (s *Store) Usage(id string) (model.Usage, error) {
 	})
 	return out, err
 }
+
+// OldestAudit returns the time of the oldest audit entry; false when the
+// trail is empty.
+func (s *Store) OldestAudit() (time.Time, bool, error) {
+	var at time.Time
+	found := false
+	err := s.read(func(v *view) error {
+		_, b := v.bucket(bAudit).Cursor().First()
+		if b == nil {
+			return nil
+		}
+		e, err := load(v, audit, b)
+		if err != nil {
+			return err
+		}
+		at, found = e.At, true
+		return nil
+	})
+	return at, found, err
+}

@@ -242,3 +242,43 @@ func TestCloseAnswersQueuedCommands(t *testing.T) {
 		}
 	}
 }
+
+func TestPruneAuditKeepsRecentEntriesAndIndexes(t *testing.T) {
+	s := openTest(t)
+	g := newIDs(12)
+	var recent CreateUser
+	for i := range 30 {
+		at := epoch.Add(time.Duration(i) * 24 * time.Hour)
+		u := newUser(g, at, int64(i+1))
+		mustDo(t, s, at, u)
+		if i == 29 {
+			recent = u
+		}
+	}
+	if oldest, ok, err := s.OldestAudit(); err != nil || !ok || !oldest.Equal(epoch) {
+		t.Fatalf("oldest audit entry %v %v %v", oldest, ok, err)
+	}
+	cut := epoch.Add(10 * 24 * time.Hour) // the first 10 days go
+	mustDo(t, s, epoch.Add(40*24*time.Hour), PruneAudit{Before: cut, Max: 4})
+	entries, _, _ := s.Audit(AuditFilter{}, Page{Limit: MaxLimit})
+	if len(entries) != 30-4+1 {
+		t.Fatalf("%d entries after pruning a batch of 4, want 27", len(entries))
+	}
+	mustDo(t, s, epoch.Add(40*24*time.Hour), PruneAudit{Before: cut, Max: 100})
+	entries, _, _ = s.Audit(AuditFilter{}, Page{Limit: MaxLimit})
+	for _, e := range entries {
+		if e.At.Before(cut) {
+			t.Fatalf("entry %d of %v survived", e.Seq, e.At)
+		}
+	}
+	if len(entries) != 20+2 {
+		t.Fatalf("%d entries, want the 20 recent ones and the 2 prunes", len(entries))
+	}
+	if byUser, _, _ := s.Audit(AuditFilter{UserID: recent.ID}, Page{}); len(byUser) != 1 {
+		t.Fatalf("recent user's audit: %d entries", len(byUser))
+	}
+	if err := s.Do(context.Background(), meta(epoch), PruneAudit{Before: cut}); !errors.Is(err, model.ErrInvalid) {
+		t.Fatalf("prune without a batch size: %v", err)
+	}
+	// openTest's cleanup rebuilds the audit index from the records and compares.
+}

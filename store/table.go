@@ -112,11 +112,13 @@ func put[T any](w *writer, t *table[T], rec *T) error {
 }
 
 func moveEntries[T any](ib *bolt.Bucket, ix index[T], prev, rec *T) error {
-	var old []kv
+	var old, cur []kv
 	if prev != nil {
 		old = ix.entries(prev)
 	}
-	cur := ix.entries(rec)
+	if rec != nil { // nil: the record is being deleted
+		cur = ix.entries(rec)
+	}
 	for _, o := range old {
 		if !slices.ContainsFunc(cur, func(e kv) bool { return bytes.Equal(e.k, o.k) }) {
 			if err := ib.Delete(o.k); err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/usipipo/usipipo/app/backup"
 	"github.com/usipipo/usipipo/app/logging"
 	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/web"
 	"github.com/usipipo/usipipo/web/api"
 )
@@ -132,8 +133,9 @@ func (n *Node) startBackups(ctx context.Context, wg *sync.WaitGroup) error {
 }
 
 // maintain runs the node's periodic chores: re-reading its own addresses
-// for the egress policy (a VPS may gain an address) and folding hourly usage
-// buckets older than two weeks into daily ones.
+// for the egress policy (a VPS may gain an address), folding hourly usage
+// buckets older than two weeks into daily ones, and forgetting audit entries
+// older than the retention (a bounded batch an hour is ~240,000 a day).
 func (n *Node) maintain(ctx context.Context) {
 	addrs := time.NewTicker(5 * time.Minute)
 	defer addrs.Stop()
@@ -153,6 +155,22 @@ func (n *Node) maintain(ctx context.Context) {
 			} else if folded > 0 {
 				n.Log.Info("usage_compacted", "hourly_buckets", folded)
 			}
+			n.pruneAudit(ctx)
 		}
+	}
+}
+
+// pruneAudit forgets one batch of audit entries past the retention, and
+// writes nothing (not even its own audit entry) when none are due.
+func (n *Node) pruneAudit(ctx context.Context) {
+	now := time.Now().UTC()
+	cutoff := now.Add(-store.AuditRetention)
+	oldest, found, err := n.Store.OldestAudit()
+	if err != nil || !found || !oldest.Before(cutoff) {
+		return
+	}
+	prune := store.PruneAudit{Before: cutoff, Max: 10_000}
+	if err := n.Store.Do(ctx, store.Meta{At: now, Actor: string(app.ActorSystem)}, prune); err != nil {
+		n.Log.Error("audit_prune_failed", "error", err.Error())
 	}
 }
