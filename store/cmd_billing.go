@@ -156,32 +156,48 @@ type SettlePayment struct {
 func (SettlePayment) Kind() string { return "payment.settle/1" }
 
 func (c SettlePayment) plan(v *view, m Meta) (mutation, error) {
-	p, err := getByID(v, payments, c.PaymentID)
+	p, err := settleChecks(v, c.PaymentID, c.ChargeID, c.Amount, c.Currency)
 	if err != nil {
-		return nil, fmt.Errorf("payment %s: %w", c.PaymentID, err)
-	}
-	if c.ChargeID == "" {
-		return nil, fmt.Errorf("charge id is required: %w", model.ErrInvalid)
-	}
-	if v.bucket(iPaymentsCharge).Get(chargeKey(p.Provider, c.ChargeID)) != nil {
-		return nil, fmt.Errorf("charge already recorded: %w", model.ErrExists)
-	}
-	if p.Status != model.PayPending && p.Status != model.PayExpired {
-		return nil, fmt.Errorf("payment %s is %s: %w", p.ID, p.Status, model.ErrState)
-	}
-	if c.Amount != p.Amount || c.Currency != p.Currency {
-		return nil, fmt.Errorf("paid %d %s for %d %s: %w", c.Amount, c.Currency, p.Amount, p.Currency, model.ErrInvalid)
+		return nil, err
 	}
 	grant, err := productGrant(v, m, p, c)
 	if err != nil {
 		return nil, err
 	}
-	vest, err := vestReferral(v, m, p, c.VestID)
+	return settled(v, m, p, c.ChargeID, c.VestID, grant)
+}
+
+// settleChecks are SettlePayment's checks of a payment and its charge.
+func settleChecks(v *view, paymentID, chargeID string, amount int64, currency string) (*model.Payment, error) {
+	p, err := getByID(v, payments, paymentID)
+	if err != nil {
+		return nil, fmt.Errorf("payment %s: %w", paymentID, err)
+	}
+	if chargeID == "" {
+		return nil, fmt.Errorf("charge id is required: %w", model.ErrInvalid)
+	}
+	if v.bucket(iPaymentsCharge).Get(chargeKey(p.Provider, chargeID)) != nil {
+		return nil, fmt.Errorf("charge already recorded: %w", model.ErrExists)
+	}
+	if p.Status != model.PayPending && p.Status != model.PayExpired {
+		return nil, fmt.Errorf("payment %s is %s: %w", p.ID, p.Status, model.ErrState)
+	}
+	if amount != p.Amount || currency != p.Currency {
+		return nil, fmt.Errorf("paid %d %s for %d %s: %w", amount, currency, p.Amount, p.Currency, model.ErrInvalid)
+	}
+	return p, nil
+}
+
+// settled is the mutation shared by the settle commands: mark the payment
+// paid by its charge, apply what it bought, and vest the referrer's credits
+// if this is the user's first payment.
+func settled(v *view, m Meta, p *model.Payment, chargeID, vestID string, grant mutation) (mutation, error) {
+	vest, err := vestReferral(v, m, p, vestID)
 	if err != nil {
 		return nil, err
 	}
 	return func(w *writer) error {
-		p.Status, p.ProviderChargeID, p.PaidAt = model.PayPaid, c.ChargeID, m.At
+		p.Status, p.ProviderChargeID, p.PaidAt = model.PayPaid, chargeID, m.At
 		if err := put(w, payments, p); err != nil {
 			return err
 		}

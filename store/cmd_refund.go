@@ -47,41 +47,7 @@ func (c SettleDataPayment) plan(v *view, m Meta) (mutation, error) {
 	if err != nil {
 		return nil, err
 	}
-	vest, err := vestReferral(v, m, p, c.VestID)
-	if err != nil {
-		return nil, err
-	}
-	return func(w *writer) error {
-		p.Status, p.ProviderChargeID, p.PaidAt = model.PayPaid, c.ChargeID, m.At
-		if err := put(w, payments, p); err != nil {
-			return err
-		}
-		if err := grow(w); err != nil {
-			return err
-		}
-		return vest(w)
-	}, nil
-}
-
-// settleChecks are SettlePayment's checks of a payment and its charge.
-func settleChecks(v *view, paymentID, chargeID string, amount int64, currency string) (*model.Payment, error) {
-	p, err := getByID(v, payments, paymentID)
-	if err != nil {
-		return nil, fmt.Errorf("payment %s: %w", paymentID, err)
-	}
-	if chargeID == "" {
-		return nil, fmt.Errorf("charge id is required: %w", model.ErrInvalid)
-	}
-	if v.bucket(iPaymentsCharge).Get(chargeKey(p.Provider, chargeID)) != nil {
-		return nil, fmt.Errorf("charge already recorded: %w", model.ErrExists)
-	}
-	if p.Status != model.PayPending && p.Status != model.PayExpired {
-		return nil, fmt.Errorf("payment %s is %s: %w", p.ID, p.Status, model.ErrState)
-	}
-	if amount != p.Amount || currency != p.Currency {
-		return nil, fmt.Errorf("paid %d %s for %d %s: %w", amount, currency, p.Amount, p.Currency, model.ErrInvalid)
-	}
-	return p, nil
+	return settled(v, m, p, c.ChargeID, c.VestID, grow)
 }
 
 // dataChange grows (delta > 0) or shrinks the data cap of a user's key or
