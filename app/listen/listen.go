@@ -299,6 +299,30 @@ func (r *Registry) Listen(network, addr string) (net.Listener, error) {
 	default:
 		return nil, fmt.Errorf("listen: Listen: unsupported network %q", network)
 	}
+	e, err := r.register(network, addr, network == "unix" || network == "unixpacket",
+		func(e *entry, f *os.File) (err error) {
+			e.ln, err = net.FileListener(f)
+			return err
+		},
+		func(e *entry) (err error) {
+			if e.ln, err = net.Listen(network, addr); err == nil {
+				if ul, ok := e.ln.(*net.UnixListener); ok {
+					ul.SetUnlinkOnClose(false) // a child may serve on it after a handover
+				}
+			}
+			return err
+		})
+	if err != nil {
+		return nil, err
+	}
+	return e.ln, nil
+}
+
+// register claims the passed socket of one request, or creates it: fromFile
+// turns a passed descriptor into the entry's socket, create makes a new one
+// (after a stale unix socket file at addr is removed; a new unix socket is
+// then made 0600).
+func (r *Registry) register(network, addr string, unix bool, fromFile func(*entry, *os.File) error, create func(*entry) error) (*entry, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	k := r.keyFor(network, addr)
@@ -307,28 +331,23 @@ func (r *Registry) Listen(network, addr string) (net.Listener, error) {
 	}
 	e := &entry{key: k}
 	if f := r.claim(k); f != nil {
-		ln, err := net.FileListener(f)
+		err := fromFile(e, f)
 		f.Close()
 		if err != nil {
 			return nil, fmt.Errorf("listen: inherited %s: %w", k, err)
 		}
-		e.ln = ln
 	} else {
-		isUnix := network == "unix" || network == "unixpacket"
-		if isUnix {
+		if unix {
 			if err := removeStale(network, addr); err != nil {
 				return nil, err
 			}
 		}
-		ln, err := net.Listen(network, addr)
-		if err != nil {
+		if err := create(e); err != nil {
 			return nil, fmt.Errorf("listen: %w", err)
 		}
-		if isUnix {
-			ul := ln.(*net.UnixListener)
-			ul.SetUnlinkOnClose(false)
+		if unix {
 			if err := chmodSocket(addr); err != nil {
-				ul.Close()
+				e.close()
 				os.Remove(addr)
 				return nil, err
 			}
@@ -336,10 +355,9 @@ func (r *Registry) Listen(network, addr string) (net.Listener, error) {
 				e.unixPath = addr
 			}
 		}
-		e.ln = ln
 	}
 	r.active = append(r.active, e)
-	return e.ln, nil
+	return e, nil
 }
 
 // ListenUnix is Listen("unix", path): a stream unix socket, mode 0600, for
@@ -364,44 +382,18 @@ func (r *Registry) ListenPacket(network, addr string) (net.PacketConn, error) {
 	default:
 		return nil, fmt.Errorf("listen: ListenPacket: unsupported network %q", network)
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	k := r.keyFor(network, addr)
-	if err := r.checkFree(k); err != nil {
+	e, err := r.register(network, addr, network == "unixgram",
+		func(e *entry, f *os.File) (err error) {
+			e.pc, err = net.FilePacketConn(f)
+			return err
+		},
+		func(e *entry) (err error) {
+			e.pc, err = net.ListenPacket(network, addr)
+			return err
+		})
+	if err != nil {
 		return nil, err
 	}
-	e := &entry{key: k}
-	if f := r.claim(k); f != nil {
-		pc, err := net.FilePacketConn(f)
-		f.Close()
-		if err != nil {
-			return nil, fmt.Errorf("listen: inherited %s: %w", k, err)
-		}
-		e.pc = pc
-	} else {
-		isUnix := network == "unixgram"
-		if isUnix {
-			if err := removeStale(network, addr); err != nil {
-				return nil, err
-			}
-		}
-		pc, err := net.ListenPacket(network, addr)
-		if err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
-		}
-		if isUnix {
-			if err := chmodSocket(addr); err != nil {
-				pc.Close()
-				os.Remove(addr)
-				return nil, err
-			}
-			if !isAbstract(addr) {
-				e.unixPath = addr
-			}
-		}
-		e.pc = pc
-	}
-	r.active = append(r.active, e)
 	return e.pc, nil
 }
 
