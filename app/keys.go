@@ -55,6 +55,11 @@ func (s *Service) CreateKey(ctx context.Context, a Actor, r KeyRequest) (*model.
 	if err := s.keyMaterial(&cmd); err != nil {
 		return nil, err
 	}
+	if cmd.Type == model.WireGuard {
+		if cmd.AddrV4, cmd.AddrV6, err = s.allocate(); err != nil {
+			return nil, err
+		}
+	}
 	// Addresses are chosen here and re-checked by apply; a collision with a
 	// concurrent creation retries with another address.
 	for attempt := 0; ; attempt++ {
@@ -72,7 +77,8 @@ func (s *Service) CreateKey(ctx context.Context, a Actor, r KeyRequest) (*model.
 	return s.Key(ctx, id)
 }
 
-// keyMaterial generates and seals the new key's secret.
+// keyMaterial generates and seals a key's secret (and its WireGuard public
+// key). Tunnel addresses are not part of it: a rotation keeps them.
 func (s *Service) keyMaterial(cmd *store.CreateKey) error {
 	var plain []byte
 	switch cmd.Type {
@@ -85,9 +91,6 @@ func (s *Service) keyMaterial(cmd *store.CreateKey) error {
 			return err
 		}
 		cmd.Public = pub
-		if cmd.AddrV4, cmd.AddrV6, err = s.allocate(); err != nil {
-			return err
-		}
 	case model.Outline:
 		sec, err := outline.NewSecret(s.rand)
 		if err != nil {
