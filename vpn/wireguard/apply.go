@@ -2,6 +2,7 @@ package wireguard
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"strings"
@@ -45,13 +46,16 @@ func (s *Server) Apply(ctx context.Context, creds []plane.Credential) error {
 	}
 	s.enforceLocked(s.o.Now(), &b)
 	if err := s.ipcSetLocked(b.String()); err != nil {
+		s.greetLocked(false)
 		return err
 	}
+	s.greetLocked(true)
 	s.publishAddrsLocked()
+	cerr := s.syncConnLimitsLocked(ctx)
 	if len(errs) > 0 {
-		return fmt.Errorf("wireguard: %d credentials not installed, first: %w", len(errs), errs[0])
+		return errors.Join(fmt.Errorf("wireguard: %d credentials not installed, first: %w", len(errs), errs[0]), cerr)
 	}
-	return nil
+	return cerr
 }
 
 // dropLocked removes a peer for good and closes its flows.
@@ -59,6 +63,7 @@ func (s *Server) dropLocked(p *peer, b *strings.Builder) {
 	if p.onDevice {
 		p.uapiRemove(b)
 		p.onDevice = false
+		s.rememberLocked(p, s.o.Now())
 	}
 	p.live.closeFlows(true)
 	delete(s.peers, p.id)
@@ -83,6 +88,7 @@ func (s *Server) upsertLocked(c plane.Credential, b *strings.Builder) error {
 		return fmt.Errorf("credential %s: public key already used by %s", c.ID, other.id)
 	}
 	if old == nil {
+		np.live.kick = s.kickEnforce
 		s.peers[c.ID] = np
 		s.byKey[np.keyHex] = np
 		return nil
@@ -101,7 +107,7 @@ func (s *Server) upsertLocked(c plane.Credential, b *strings.Builder) error {
 		old.keyHex, old.pskHex, old.v4, old.v6 = np.keyHex, np.pskHex, np.v4, np.v6
 		old.uapiAdd(b)
 	}
-	old.keyHex, old.pskHex, old.v4, old.v6, old.version = np.keyHex, np.pskHex, np.v4, np.v6, np.version
+	old.keyHex, old.key, old.pskHex, old.v4, old.v6, old.version = np.keyHex, np.key, np.pskHex, np.v4, np.v6, np.version
 	old.setCred(c)
 	return nil
 }
@@ -119,14 +125,20 @@ func (s *Server) enforceLocked(now time.Time, b *strings.Builder) {
 				p.live.closeFlows(false)
 				s.log.Info("wireguard_peer_cut", "credential", p.id)
 			}
-			p.state = cut
+			p.state, p.parked = cut, false
 			continue
 		}
 		p.state = st
+		p.watchBudget(s.epoch)
 		p.live.setSpeed(p.speed())
-		if !p.onDevice {
+		switch {
+		case p.onDevice && s.idleLocked(p, now):
+			p.uapiRemove(b)
+			p.base, p.last, p.onDevice, p.parked = p.total(), traffic{}, false, true
+		case !p.onDevice && !s.parkLocked(p, now):
 			p.uapiAdd(b)
-			p.onDevice = true
+			s.resumeLocked(p, now, b)
+			p.onDevice, p.parked, p.since = true, false, now
 		}
 	}
 }
@@ -145,7 +157,12 @@ func (s *Server) ipcSetLocked(cmd string) error {
 func (s *Server) publishAddrsLocked() {
 	m := make(map[netip.Addr]*live, 2*len(s.peers))
 	var installed int64
+	parked := make(map[[32]byte]struct{})
 	for _, p := range s.peers {
+		if p.parked {
+			installed++
+			parked[p.key] = struct{}{}
+		}
 		if !p.onDevice {
 			continue
 		}
@@ -158,6 +175,7 @@ func (s *Server) publishAddrsLocked() {
 		}
 	}
 	s.byAddr.Store(&m)
+	s.parkedKeys.Store(&parked)
 	s.m.installed.Set(float64(installed))
 }
 
@@ -205,6 +223,7 @@ func (s *Server) observeLocked(p *peer, d devPeer, now time.Time) {
 		p.lastHS = d.handshake
 	}
 	if d.endpoint.IsValid() {
+		p.endpoint = d.endpoint
 		p.sources[d.endpoint.Addr().Unmap()] = now
 	}
 	for a, t := range p.sources {
@@ -239,14 +258,28 @@ func (s *Server) loop() {
 	defer s.wg.Done()
 	t := time.NewTicker(s.o.Interval)
 	defer t.Stop()
+	ticks := 0
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
 		case <-t.C:
+		case <-s.kick:
 		}
 		if err := s.tick(); err != nil {
 			s.log.Warn("wireguard_enforce", "error", err.Error())
+		}
+		// The firewall's counters cost a process: read every 5th tick;
+		// whether its rules are still the right ones, every 60th.
+		if ticks++; s.kern != nil && ticks%5 == 0 {
+			if err := s.kern.readCounters(s.ctx, s.m); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("wireguard_firewall_counters", "error", err.Error())
+			}
+		}
+		if s.kern != nil && ticks%60 == 0 {
+			if err := s.refreshFirewall(); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("wireguard_firewall", "error", err.Error())
+			}
 		}
 	}
 }
@@ -263,8 +296,10 @@ func (s *Server) tick() error {
 		return nil
 	}
 	if err := s.ipcSetLocked(b.String()); err != nil {
+		s.greetLocked(false)
 		return err
 	}
+	s.greetLocked(true)
 	s.publishAddrsLocked()
-	return nil
+	return s.syncConnLimitsLocked(s.ctx)
 }

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/ipv4"
@@ -34,8 +35,43 @@ type socketBind struct {
 	udp   *net.UDPConn
 	batch batchConn
 
+	gso atomic.Bool // UDP segmentation offload is on
+	gro bool        // UDP receive offload is on: reads may be coalesced
+
+	// knock sees every handshake initiation before the device does (set
+	// once, before the device opens the bind).
+	knock func(msg []byte)
+
 	mu     sync.Mutex
 	closed bool
+
+	// batches holds *msgBatch: the message arrays of one receive or send
+	// call are large (~20 KiB), and allocating them per call cost a sixth
+	// of the netstack server's CPU in zeroing alone.
+	batches sync.Pool
+}
+
+// msgBatch is the scratch of one receive or send call.
+type msgBatch struct {
+	msgs [bindBatch]ipv4.Message
+	oob  [bindBatch][gsoOOBSize]byte
+	one  [bindBatch][1][]byte // single-buffer iovecs
+}
+
+func (b *socketBind) getBatch() *msgBatch {
+	if m, ok := b.batches.Get().(*msgBatch); ok {
+		return m
+	}
+	return new(msgBatch)
+}
+
+// putBatch drops the batch's references to packet buffers and keeps it.
+func (b *socketBind) putBatch(m *msgBatch, n int) {
+	for i := range n {
+		m.msgs[i] = ipv4.Message{}
+		m.one[i][0] = nil
+	}
+	b.batches.Put(m)
 }
 
 func newSocketBind(pc net.PacketConn) (*socketBind, error) {
@@ -47,7 +83,10 @@ func newSocketBind(pc net.PacketConn) (*socketBind, error) {
 	// fast peer must not overflow the default ~200 KiB.
 	_ = udp.SetReadBuffer(socketBuffer)
 	_ = udp.SetWriteBuffer(socketBuffer)
+	forceBuffers(udp, socketBuffer)
 	b := &socketBind{udp: udp, closed: true}
+	b.gso.Store(gsoSupported(udp))
+	b.gro = enableGRO(udp)
 	if la, ok := udp.LocalAddr().(*net.UDPAddr); ok && la.IP.To4() != nil {
 		b.batch = ipv4.NewPacketConn(udp)
 	} else {
@@ -78,10 +117,16 @@ func (b *socketBind) isClosed() bool {
 }
 
 func (b *socketBind) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
-	var msgs [bindBatch]ipv4.Message
+	if b.gro {
+		return b.receiveGRO(bufs, sizes, eps)
+	}
 	n := min(len(bufs), bindBatch)
+	mb := b.getBatch()
+	defer b.putBatch(mb, n)
+	msgs := &mb.msgs
 	for i := range n {
-		msgs[i].Buffers = [][]byte{bufs[i]}
+		mb.one[i][0] = bufs[i]
+		msgs[i].Buffers = mb.one[i][:]
 	}
 	got, err := b.batch.ReadBatch(msgs[:n], 0)
 	if err != nil {
@@ -100,7 +145,66 @@ func (b *socketBind) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (i
 		}
 		eps[i] = endpoint{ap: ua.AddrPort()}
 	}
+	b.knockAll(bufs[:got], sizes)
 	return got, nil
+}
+
+// knockAll shows the handshake initiations among bufs to knock.
+func (b *socketBind) knockAll(bufs [][]byte, sizes []int) {
+	if b.knock == nil {
+		return
+	}
+	for i, buf := range bufs {
+		if isInitiation(buf[:sizes[i]]) {
+			b.knock(buf[:sizes[i]])
+		}
+	}
+}
+
+// receiveGRO is receive where the kernel coalesces a peer's datagrams (UDP
+// receive offload): a few messages are read into the last of bufs, each up
+// to gsoMaxSegments datagrams, and split forward into bufs from the first.
+// A split never overtakes a message not yet split (at most i+1 datagrams
+// precede message i); one that would is cut short, as UDP may.
+func (b *socketBind) receiveGRO(bufs [][]byte, sizes []int, eps []conn.Endpoint) (int, error) {
+	n := min(len(bufs), bindBatch)
+	at := n - max(1, n/gsoMaxSegments)
+	mb := b.getBatch()
+	defer b.putBatch(mb, n)
+	msgs := &mb.msgs
+	for i := at; i < n; i++ {
+		mb.one[i][0] = bufs[i]
+		msgs[i].Buffers = mb.one[i][:]
+		msgs[i].OOB = mb.oob[i][:]
+	}
+	got, err := b.batch.ReadBatch(msgs[at:n], 0)
+	if err != nil {
+		if b.isClosed() || errors.Is(err, net.ErrClosed) {
+			return 0, net.ErrClosed
+		}
+		return 0, err
+	}
+	out := 0
+	for i := at; i < at+got; i++ {
+		m := &msgs[i]
+		ua, _ := m.Addr.(*net.UDPAddr)
+		if ua == nil || m.N == 0 {
+			continue
+		}
+		ep := endpoint{ap: ua.AddrPort()}
+		seg := groSize(m.OOB[:m.NN])
+		if seg <= 0 {
+			seg = m.N
+		}
+		for start := 0; start < m.N && out <= i; start += seg {
+			end := min(start+seg, m.N)
+			sizes[out] = copy(bufs[out], bufs[i][start:end])
+			eps[out] = ep
+			out++
+		}
+	}
+	b.knockAll(bufs[:out], sizes)
+	return out, nil
 }
 
 // Close implements conn.Bind: it unblocks the receive function without
@@ -118,28 +222,82 @@ func (b *socketBind) Close() error {
 // SetMark implements conn.Bind; marks are not used.
 func (b *socketBind) SetMark(uint32) error { return nil }
 
-// Send implements conn.Bind.
+// Send implements conn.Bind. Where the kernel offers UDP segmentation
+// offload, runs of equal-sized datagrams (what a bulk flow makes) leave as
+// one message each, split by the kernel; a path that refuses it turns the
+// offload off for good.
 func (b *socketBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	e, ok := ep.(endpoint)
 	if !ok {
 		return conn.ErrWrongEndpointType
 	}
 	ua := net.UDPAddrFromAddrPort(e.ap)
-	var msgs [bindBatch]ipv4.Message
+	if b.gso.Load() && len(bufs) > 1 {
+		err := b.sendGSO(bufs, ua)
+		if err == nil || !gsoRefused(err) {
+			return err
+		}
+		b.gso.Store(false)
+	}
+	mb := b.getBatch()
+	defer b.putBatch(mb, min(len(bufs), bindBatch))
+	msgs := &mb.msgs
 	for len(bufs) > 0 {
 		n := min(len(bufs), bindBatch)
 		for i := range n {
-			msgs[i] = ipv4.Message{Buffers: [][]byte{bufs[i]}, Addr: ua}
+			mb.one[i][0] = bufs[i]
+			msgs[i] = ipv4.Message{Buffers: mb.one[i][:], Addr: ua}
 		}
-		sent := 0
-		for sent < n {
-			k, err := b.batch.WriteBatch(msgs[sent:n], 0)
-			if err != nil {
-				return fmt.Errorf("sending to wireguard peer: %w", err)
-			}
-			sent += k
+		if err := b.writeAll(msgs[:n]); err != nil {
+			return err
 		}
 		bufs = bufs[n:]
+	}
+	return nil
+}
+
+// sendGSO sends bufs coalesced: each message carries up to
+// gsoMaxSegments datagrams of one size (the last may be shorter) as its
+// iovecs, with a UDP_SEGMENT control message.
+func (b *socketBind) sendGSO(bufs [][]byte, ua *net.UDPAddr) error {
+	mb := b.getBatch()
+	used := 0
+	defer func() { b.putBatch(mb, used) }()
+	msgs, oob := &mb.msgs, &mb.oob
+	n := 0
+	for i := 0; i < len(bufs); {
+		if n == bindBatch {
+			if err := b.writeAll(msgs[:n]); err != nil {
+				return err
+			}
+			n = 0
+		}
+		size, total, j := len(bufs[i]), len(bufs[i]), i+1
+		for j < len(bufs) && j-i < gsoMaxSegments && len(bufs[j]) <= size && total+len(bufs[j]) <= gsoMaxPayload {
+			total += len(bufs[j])
+			j++
+			if len(bufs[j-1]) < size {
+				break // a shorter datagram ends a run
+			}
+		}
+		msgs[n] = ipv4.Message{Buffers: bufs[i:j], Addr: ua}
+		if j-i > 1 {
+			msgs[n].OOB = putGSOSize(oob[n][:], uint16(size))
+		}
+		n++
+		used = max(used, n)
+		i = j
+	}
+	return b.writeAll(msgs[:n])
+}
+
+func (b *socketBind) writeAll(msgs []ipv4.Message) error {
+	for sent := 0; sent < len(msgs); {
+		k, err := b.batch.WriteBatch(msgs[sent:], 0)
+		if err != nil {
+			return fmt.Errorf("sending to wireguard peer: %w", err)
+		}
+		sent += k
 	}
 	return nil
 }

@@ -94,3 +94,39 @@ func finish(b dnsmessage.Builder) ([]byte, bool) {
 	msg, err := b.Finish()
 	return msg, err == nil
 }
+
+// dnsInFlight bounds the queries the gateway resolves at once in tun mode.
+const dnsInFlight = 64
+
+// serveDNSPackets answers the peers' queries to the gateway in tun mode,
+// where the kernel delivers them to a socket on the gateway's address; it
+// returns when pc is closed.
+func (s *Server) serveDNSPackets(pc net.PacketConn) {
+	sem := make(chan struct{}, dnsInFlight)
+	for {
+		buf := make([]byte, 1500)
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		ua, _ := from.(*net.UDPAddr)
+		if ua == nil || s.lookup(ua.AddrPort().Addr().Unmap()) == nil {
+			s.refuse(refusedUnknown)
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			continue // overloaded: the client retries
+		}
+		s.m.dnsQueries.Inc()
+		go func() {
+			defer func() { <-sem }()
+			ctx, cancel := context.WithTimeout(s.ctx, DefaultDNSTimeout)
+			defer cancel()
+			if resp, ok := answerDNS(ctx, s.o.Resolver, buf[:n]); ok {
+				pc.WriteTo(resp, from)
+			}
+		}()
+	}
+}

@@ -97,6 +97,10 @@ func (s *Server) dialFailed(err error) {
 
 func (s *Server) handleTCP(r *tcp.ForwarderRequest) {
 	src, dst := flowID(r.ID())
+	if s.isDNS(dst) {
+		s.handleDNSTCP(r, src.Addr())
+		return
+	}
 	l, f, ctx, ok := s.admit(src.Addr(), dst)
 	if !ok {
 		r.Complete(true)
@@ -142,9 +146,9 @@ func relayTCP(ctx context.Context, tun *gonet.TCPConn, host net.Conn, l *live) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		pipe(ctx, host, tun, l.up)
+		pipe(ctx, host, tun, l, l.up)
 	}()
-	pipe(ctx, tun, host, l.down)
+	pipe(ctx, tun, host, l, l.down)
 	<-done
 	tun.Close()
 	host.Close()
@@ -152,13 +156,14 @@ func relayTCP(ctx context.Context, tun *gonet.TCPConn, host net.Conn, l *live) {
 
 // pipe copies src to dst under lim, then half-closes dst; an error closes
 // both for good.
-func pipe(ctx context.Context, dst, src net.Conn, lim *rate.Limiter) {
+func pipe(ctx context.Context, dst, src net.Conn, l *live, lim *rate.Limiter) {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := *bp
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
+			l.spend(n)
 			if lim.Limit() != rate.Inf {
 				if werr := lim.WaitN(ctx, n); werr != nil {
 					dst.Close()

@@ -210,7 +210,10 @@ func startUDPEcho(t testing.TB) netip.AddrPort {
 
 // startDNS serves A records of 192.0.2.1 for *.test on 127.0.0.1 and returns
 // a resolver that asks it.
-func startDNS(t testing.TB) *net.Resolver {
+func startDNS(t testing.TB) *net.Resolver { return startDNSWith(t, [4]byte{192, 0, 2, 1}) }
+
+// startDNSWith is startDNS answering a.
+func startDNSWith(t testing.TB, answer [4]byte) *net.Resolver {
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -233,7 +236,7 @@ func startDNS(t testing.TB) *net.Resolver {
 				m.RCode = dnsmessage.RCodeNameError
 			} else if q.Type == dnsmessage.TypeA {
 				m.Answers = []dnsmessage.Resource{{Header: dnsmessage.ResourceHeader{Name: q.Name, Type: q.Type, Class: q.Class, TTL: 60},
-					Body: &dnsmessage.AResource{A: [4]byte{192, 0, 2, 1}}}}
+					Body: &dnsmessage.AResource{A: answer}}}
 			}
 			out, _ := m.Pack()
 			pc.WriteTo(out, a)

@@ -34,14 +34,20 @@ const (
 type kernelClient struct {
 	ns, iface string
 	sock      string
+	pid       int // the wireguard-go process, for its CPU time
 }
 
 func newKernelClient(b *testing.B) *kernelClient {
-	ns := newNetns(b)
-	bin := filepath.Join(b.TempDir(), "wireguard-go")
-	if out, err := exec.Command("go", "build", "-o", bin, "golang.zx2c4.com/wireguard").CombinedOutput(); err != nil {
-		b.Skipf("building wireguard-go: %v\n%s", err, out)
-	}
+	k := startKernelClient(b, newNetns(b), "10.66.0.2/32")
+	run(b, "ip", "-n", k.ns, "route", "add", "10.66.0.0/16", "dev", k.iface)
+	run(b, "ip", "-n", k.ns, "route", "add", "192.0.2.0/24", "dev", k.iface)
+	return k
+}
+
+// startKernelClient runs the client in namespace ns with tunnel address
+// addr; the caller routes through it.
+func startKernelClient(b *testing.B, ns, addr string) *kernelClient {
+	bin := buildWireguardGo(b)
 	k := &kernelClient{ns: ns, iface: fmt.Sprintf("uwg%d", os.Getpid()%100000)}
 	k.sock = "/var/run/wireguard/" + k.iface + ".sock"
 	cmd := exec.Command("ip", "netns", "exec", k.ns, bin, "-f", k.iface)
@@ -49,6 +55,7 @@ func newKernelClient(b *testing.B) *kernelClient {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
+	k.pid = cmd.Process.Pid // ip netns exec execs the binary in place
 	b.Cleanup(func() { cmd.Process.Kill(); cmd.Wait(); os.Remove(k.sock) })
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -60,11 +67,18 @@ func newKernelClient(b *testing.B) *kernelClient {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	run(b, "ip", "-n", k.ns, "addr", "add", "10.66.0.2/32", "dev", k.iface)
+	run(b, "ip", "-n", k.ns, "addr", "add", addr, "dev", k.iface)
 	run(b, "ip", "-n", k.ns, "link", "set", k.iface, "mtu", "1420", "up")
-	run(b, "ip", "-n", k.ns, "route", "add", "10.66.0.0/16", "dev", k.iface)
-	run(b, "ip", "-n", k.ns, "route", "add", "192.0.2.0/24", "dev", k.iface)
 	return k
+}
+
+// buildWireguardGo builds wireguard-go from the pinned module.
+func buildWireguardGo(b *testing.B) string {
+	bin := filepath.Join(b.TempDir(), "wireguard-go")
+	if out, err := exec.Command("go", "build", "-o", bin, "golang.zx2c4.com/wireguard").CombinedOutput(); err != nil {
+		b.Skipf("building wireguard-go: %v\n%s", err, out)
+	}
+	return bin
 }
 
 // newNetns creates a network namespace joined to the host by a veth pair

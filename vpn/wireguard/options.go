@@ -20,7 +20,36 @@ const (
 	DefaultUDPIdle      = 2 * time.Minute
 	DefaultDNSTimeout   = 5 * time.Second
 	DefaultTCPConnect   = 10 * time.Second
+	DefaultIface        = "usipipo0"
+	// DefaultParkAfter is how long a peer goes without a handshake before
+	// it leaves the device until it knocks again (lazy.go).
+	DefaultParkAfter = 5 * time.Minute
 )
+
+// minParkAfter outlasts a client's session (WireGuard's RejectAfterTime,
+// 180 s): a parked peer's client must start with a handshake, which is
+// what wakes the peer.
+const minParkAfter = 190 * time.Second
+
+// Mode is how a Server carries the peers' packets.
+type Mode uint8
+
+const (
+	// ModeNetstack terminates the peers' flows in a userspace stack and
+	// re-dials them through the egress dialer: no privileges needed.
+	ModeNetstack Mode = iota
+	// ModeTUN hands the peers' packets to the kernel through a TUN
+	// interface; the node installs forwarding, NAT and the egress policy as
+	// nftables rules. It needs CAP_NET_ADMIN and /dev/net/tun.
+	ModeTUN
+)
+
+func (m Mode) String() string {
+	if m == ModeTUN {
+		return "tun"
+	}
+	return "netstack"
+}
 
 // Default tunnel pools (DESIGN.md, issue 3).
 var (
@@ -66,11 +95,23 @@ type Options struct {
 	Metrics *metrics.Set
 	// Now is the clock for expiry and windows; nil means time.Now.
 	Now func() time.Time
+	// Mode is ModeNetstack (the zero value) or ModeTUN.
+	Mode Mode
+	// Iface names the kernel TUN interface of ModeTUN; "" means DefaultIface.
+	Iface string
+	// ParkAfter is how long an installed peer may go without a handshake
+	// before it is parked off the device (it comes back on its client's
+	// next handshake, unnoticed); 0 means DefaultParkAfter, negative never
+	// parks (every peer stays on the device, ~37 KB each).
+	ParkAfter time.Duration
 
 	// dialDst maps a flow's destination before it is dialled. Tests use it:
 	// wireguard-go's stock netstack client drops replies from loopback
 	// sources, so they aim at TEST-NET-1 and land on 127.0.0.0/8.
 	dialDst func(netip.AddrPort) netip.AddrPort
+	// firewall forces tun mode's firewall tool ("nft" or "iptables"); tests
+	// use it to cover the iptables fallback on a host that has both.
+	firewall string
 }
 
 func (o *Options) valid() error {
@@ -116,6 +157,15 @@ func (o *Options) defaults() {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.ParkAfter == 0 {
+		o.ParkAfter = DefaultParkAfter
+	}
+	if o.ParkAfter > 0 && o.ParkAfter < minParkAfter {
+		o.ParkAfter = minParkAfter
+	}
+	if o.Iface == "" {
+		o.Iface = DefaultIface
 	}
 	if o.dialDst == nil {
 		o.dialDst = func(a netip.AddrPort) netip.AddrPort { return a }

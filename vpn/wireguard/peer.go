@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"sync"
@@ -42,11 +43,15 @@ type peer struct {
 	v4, v6  netip.Addr
 	cred    plane.Credential // limits, budget and mark; Secret cleared
 
+	key      [32]byte // the raw public key
 	onDevice bool
+	parked   bool      // installed but off the device until it knocks (lazy.go)
+	since    time.Time // when it was last put on the device
 	state    peerState
 	base     traffic // counts of earlier installs on this device
 	last     traffic // the device's counts of the current install
 	lastHS   time.Time
+	endpoint netip.AddrPort // where the client was last heard from
 	sources  map[netip.Addr]time.Time
 
 	live *live
@@ -70,7 +75,7 @@ func newPeer(c plane.Credential) (*peer, error) {
 		return nil, fmt.Errorf("credential %s: %w", c.ID, err)
 	}
 	p := &peer{id: c.ID, version: c.Version, keyHex: hex.EncodeToString(pub), pskHex: hex.EncodeToString(sec.PSK),
-		sources: map[netip.Addr]time.Time{}, live: newLive(c.ID)}
+		key: [32]byte(pub), sources: map[netip.Addr]time.Time{}, live: newLive(c.ID)}
 	if p.v4, err = hostAddr(c.AddrV4, true); err != nil {
 		return nil, fmt.Errorf("credential %s: %w", c.ID, err)
 	}
@@ -163,16 +168,52 @@ type live struct {
 	id       string
 	maxConns atomic.Int64
 	up, down *rate.Limiter
-	mu       sync.Mutex
-	flows    map[*flow]struct{}
-	closed   bool
+	limited  atomic.Bool // a speed is set: tun mode meters the packets
+	// left is what the peer may still relay before its budget is spent
+	// (noBudget when there is none to watch); kick asks the server to
+	// enforce at once, so that a cap is not overshot by an interval's
+	// worth of traffic.
+	left   atomic.Int64
+	kick   func()
+	mu     sync.Mutex
+	flows  map[*flow]struct{}
+	closed bool
 }
 
 // flow is one forwarded connection; cancel closes both of its sides.
 type flow struct{ cancel context.CancelFunc }
 
 func newLive(id string) *live {
-	return &live{id: id, up: rate.NewLimiter(rate.Inf, 0), down: rate.NewLimiter(rate.Inf, 0), flows: map[*flow]struct{}{}}
+	l := &live{id: id, up: rate.NewLimiter(rate.Inf, 0), down: rate.NewLimiter(rate.Inf, 0), flows: map[*flow]struct{}{}}
+	l.left.Store(noBudget)
+	return l
+}
+
+// noBudget is live.left when no budget is watched.
+const noBudget = math.MaxInt64
+
+// spend counts n relayed bytes against the budget left; the flow that
+// spends the last of it kicks the server's enforcement.
+func (l *live) spend(n int) {
+	if l.left.Load() == noBudget {
+		return
+	}
+	if l.left.Add(-int64(n)) <= 0 && l.kick != nil {
+		l.kick()
+	}
+}
+
+// watchBudget sets what the peer may still relay: the budget less what the
+// device has counted, or noBudget when there is none or it is already
+// spent (the state then says cut or throttled).
+func (p *peer) watchBudget(epoch string) {
+	left := int64(noBudget)
+	if p.cred.Budget != plane.NoBudget && p.state == serving {
+		if u := p.used(epoch); u < p.cred.Budget {
+			left = int64(min(p.cred.Budget-u, uint64(noBudget-1)))
+		}
+	}
+	p.live.left.Store(left)
 }
 
 // setSpeed holds both directions to bps bytes per second; 0 is unlimited.
@@ -187,6 +228,7 @@ func (l *live) setSpeed(bps uint64) {
 			r.SetLimit(lim)
 		}
 	}
+	l.limited.Store(bps > 0)
 }
 
 // open registers a flow, refusing it over MaxConns or once closed.

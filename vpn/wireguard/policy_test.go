@@ -153,7 +153,8 @@ func TestLimits(t *testing.T) {
 	// Throttle after the cap: still served, at the throttle speed.
 	snap, _ := srv.Counters(ctx)
 	c.Limits = limitsThrottle(64 << 10)
-	c.Mark, c.MarkEpoch, c.Budget = snap.Counters[0].Rx+snap.Counters[0].Tx, snap.Epoch, 1
+	// Already 1 byte over: no traffic needs to come after the snapshot.
+	c.Mark, c.MarkEpoch, c.Budget = snap.Counters[0].Rx+snap.Counters[0].Tx-1, snap.Epoch, 1
 	if err := srv.Apply(ctx, []plane.Credential{c}); err != nil {
 		t.Fatal(err)
 	}

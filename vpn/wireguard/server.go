@@ -10,22 +10,26 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"golang.org/x/time/rate"
 	"golang.zx2c4.com/wireguard/device"
+	"golang.zx2c4.com/wireguard/tun"
 
 	"github.com/usipipo/usipipo/app/plane"
 	"github.com/usipipo/usipipo/store/model"
 	"github.com/usipipo/usipipo/vpn/wireguard/netstack"
 )
 
-// Server is the WireGuard data plane in netstack mode: a wireguard-go device
-// over a userspace gVisor stack whose forwarders re-dial every peer flow
-// through the egress dialer. It implements plane.Plane.
+// Server is the WireGuard data plane: a wireguard-go device over either a
+// userspace gVisor stack whose forwarders re-dial every peer flow through
+// the egress dialer (ModeNetstack), or a kernel TUN interface behind the
+// node's firewall rules (ModeTUN). It implements plane.Plane.
 type Server struct {
 	o        Options
 	epoch    string
 	gw4, gw6 netip.Addr
-	public   string // the server's base64 public key
-	tdev     *netstack.Device
+	public   string           // the server's base64 public key
+	tdev     *netstack.Device // netstack mode
+	kern     *kernelPlane     // tun mode
 	dev      *device.Device
 	log      *slog.Logger
 	m        *serverMetrics
@@ -36,6 +40,14 @@ type Server struct {
 	peers  map[string]*peer // by credential id
 	byKey  map[string]*peer // by hex public key
 	byAddr atomic.Pointer[map[netip.Addr]*live]
+	recent map[string]lastSeen // endpoints of removed peers, by hex key
+	greet  []string            // hex keys to send a handshake once added
+	kick   chan struct{}       // enforce now: a budget ran out
+
+	// Parked peers (lazy.go): the keys the bind's knock looks for.
+	parkedKeys atomic.Pointer[map[[32]byte]struct{}]
+	inits      *initiations
+	wakes      *rate.Limiter
 
 	// fmu guards fclosed; fwg counts flow goroutines.
 	fmu     sync.Mutex
@@ -61,8 +73,12 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{o: o, epoch: newEpoch(), gw4: gateway(o.PoolV4), gw6: gateway(o.PoolV6), public: pub,
-		log: o.Logger, m: newServerMetrics(o.Metrics), peers: map[string]*peer{}, byKey: map[string]*peer{}}
+		log: o.Logger, m: newServerMetrics(o.Metrics), peers: map[string]*peer{}, byKey: map[string]*peer{}, recent: map[string]lastSeen{}, kick: make(chan struct{}, 1)}
 	s.byAddr.Store(&map[netip.Addr]*live{})
+	if s.inits, err = newInitiations(o.PrivateKey); err != nil {
+		return nil, fmt.Errorf("wireguard private key: %w", err)
+	}
+	s.wakes = newWakeLimiter()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.start(); err != nil {
 		s.cancel()
@@ -70,33 +86,75 @@ func New(o Options) (*Server, error) {
 	}
 	s.wg.Add(1)
 	go s.loop()
-	s.log.Info("wireguard_started", "mode", "netstack", "listen", o.Conn.LocalAddr().String(), "gateway4", s.gw4.String(), "gateway6", s.gw6.String())
+	s.log.Info("wireguard_started", "mode", o.Mode.String(), "iface", s.ifaceName(), "listen", o.Conn.LocalAddr().String(), "gateway4", s.gw4.String(), "gateway6", s.gw6.String())
 	return s, nil
 }
 
 func (s *Server) start() error {
-	tdev, err := netstack.New([]netip.Addr{s.gw4, s.gw6}, s.o.MTU)
+	tdev, err := s.newTUN()
 	if err != nil {
-		return fmt.Errorf("wireguard netstack: %w", err)
+		return err
 	}
-	s.tdev = tdev
-	s.attachForwarders()
 	bind, err := newSocketBind(s.o.Conn)
 	if err != nil {
 		tdev.Close()
+		s.closeKernel()
 		return err
 	}
+	bind.knock = s.knock
 	s.dev = device.NewDevice(tdev, bind, s.deviceLogger())
 	if err := s.dev.IpcSet("private_key=" + hex.EncodeToString(s.o.PrivateKey) + "\n"); err != nil {
 		s.dev.Close()
+		s.closeKernel()
 		return fmt.Errorf("configuring wireguard device: %w", err)
 	}
 	if err := s.dev.Up(); err != nil {
 		s.dev.Close()
+		s.closeKernel()
 		return fmt.Errorf("starting wireguard device: %w", err)
 	}
 	return nil
 }
+
+// newTUN is the device's packet side: a kernel interface or the userspace
+// stack with its forwarders.
+func (s *Server) newTUN() (tun.Device, error) {
+	if s.o.Mode == ModeTUN {
+		return s.startKernel()
+	}
+	tdev, err := netstack.New([]netip.Addr{s.gw4, s.gw6}, s.o.MTU)
+	if err != nil {
+		return nil, fmt.Errorf("wireguard netstack: %w", err)
+	}
+	s.tdev = tdev
+	s.attachForwarders()
+	return tdev, nil
+}
+
+// closeKernel undoes tun mode's host changes (firewall, sysctls, DNS).
+func (s *Server) closeKernel() {
+	if s.kern != nil {
+		s.kern.close(s)
+	}
+}
+
+func (s *Server) ifaceName() string {
+	if s.o.Mode == ModeTUN {
+		return s.o.Iface
+	}
+	return ""
+}
+
+// kickEnforce asks the loop for an enforcement pass now; it never blocks.
+func (s *Server) kickEnforce() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Mode is the mode the server runs in.
+func (s *Server) Mode() Mode { return s.o.Mode }
 
 // deviceLogger sends wireguard-go's own chatter to debug level.
 func (s *Server) deviceLogger() *device.Logger {
@@ -140,6 +198,7 @@ func (s *Server) Close() error {
 		// The device (and its stack) goes first: a handshake the TCP
 		// forwarder is completing ends only with the stack.
 		s.dev.Close()
+		s.closeKernel()
 		s.stopFlows()
 	})
 	return nil

@@ -22,7 +22,7 @@ const maxDatagram = 65535
 // relay (and its dial) runs on a goroutine of its own.
 func (s *Server) handleUDP(r *udp.ForwarderRequest) {
 	src, dst := flowID(r.ID())
-	if dst.Port() == 53 && (dst.Addr() == s.gw4 || dst.Addr() == s.gw6) {
+	if s.isDNS(dst) {
 		s.handleDNS(r, src.Addr())
 		return
 	}
@@ -61,10 +61,10 @@ func relayUDP(ctx context.Context, tun, host net.Conn, l *live, idle time.Durati
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		datagrams(host, tun, l.up, &last, idle)
+		datagrams(host, tun, l, l.up, &last, idle)
 		host.Close()
 	}()
-	datagrams(tun, host, l.down, &last, idle)
+	datagrams(tun, host, l, l.down, &last, idle)
 	tun.Close()
 	host.Close()
 	<-done
@@ -72,7 +72,7 @@ func relayUDP(ctx context.Context, tun, host net.Conn, l *live, idle time.Durati
 
 // datagrams copies src to dst, dropping datagrams over lim (a policer: UDP
 // has no backpressure), until an error or a shared idle period.
-func datagrams(dst, src net.Conn, lim *rate.Limiter, last *atomic.Int64, idle time.Duration) {
+func datagrams(dst, src net.Conn, l *live, lim *rate.Limiter, last *atomic.Int64, idle time.Duration) {
 	buf := make([]byte, maxDatagram)
 	for {
 		if err := src.SetReadDeadline(time.Unix(0, last.Load()).Add(idle)); err != nil {
@@ -86,6 +86,7 @@ func datagrams(dst, src net.Conn, lim *rate.Limiter, last *atomic.Int64, idle ti
 			return
 		}
 		last.Store(time.Now().UnixNano())
+		l.spend(n)
 		if lim.Limit() != rate.Inf && !lim.AllowN(time.Now(), n) {
 			continue
 		}

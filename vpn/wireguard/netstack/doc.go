@@ -15,6 +15,11 @@
 //     backpressure, not loss), and the device's Read drains up to its batch
 //     size of packets per call, copying each straight into WireGuard's buffer.
 //
-// Inbound packets are handed to the stack synchronously from Write with
-// receive-checksum offload: WireGuard already authenticated them.
+// Offloads: the endpoint claims gVisor GSO (GVisorGSOSupported, 64 KiB), so
+// TCP builds one large segment per send and gVisor cuts it to the MSS in
+// one pass, writing the packets back to back; inbound packets go through
+// gVisor's GRO, which merges a batch's consecutive segments of a flow
+// before TCP sees them. Inbound packets are handed to the stack
+// synchronously from Write with receive-checksum offload: WireGuard already
+// authenticated them. Only the gateway addresses answer ICMP echo.
 package netstack
