@@ -32,3 +32,19 @@ func TestAccessKeyURLIsSIP002(t *testing.T) {
 		t.Fatalf("ipv6 host: %q", got)
 	}
 }
+
+func TestAccessKeyURLPrefixEncodedAsOutline(t *testing.T) {
+	sec := Secret{Method: DefaultMethod, Password: "pw"}
+	// Outline's documented example: the TLS ClientHello-like prefix
+	// "\x16\x03\x01\x00\xa8\x01\x01" is written %16%03%01%00%C2%A8%01%01.
+	got := AccessKeyURLPrefix("h", 1, sec, "n", "\x16\x03\x01\x00\xa8\x01\x01")
+	if !strings.HasSuffix(got, "@h:1/?outline=1&prefix=%16%03%01%00%C2%A8%01%01#n") {
+		t.Fatalf("prefix URL %q", got)
+	}
+	if got := AccessKeyURLPrefix("h", 1, sec, "", "POST "); !strings.HasSuffix(got, "/?outline=1&prefix=POST%20") {
+		t.Fatalf("prefix URL %q", got)
+	}
+	if AccessKeyURLPrefix("h", 1, sec, "n", "") != AccessKeyURL("h", 1, sec, "n") {
+		t.Fatal("an empty prefix changed the URL")
+	}
+}

@@ -4,12 +4,9 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"crypto/md5"
-	"crypto/sha1"
 	"fmt"
-	"io"
 
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/hkdf"
 )
 
 // Sizes fixed by SIP004.
@@ -90,12 +87,17 @@ func bytesToKey(password []byte, size int) []byte {
 // aead derives the subkey for salt (HKDF-SHA1, info "ss-subkey") and
 // returns its AEAD.
 func (c *Cipher) aead(salt []byte) (cipher.AEAD, error) {
-	var sub [maxSaltSize]byte
-	r := hkdf.New(sha1.New, c.key, salt, []byte(subkeyInfoStr))
-	if _, err := io.ReadFull(r, sub[:c.m.keySize]); err != nil {
-		return nil, fmt.Errorf("outline: deriving subkey: %w", err)
+	return c.aeadWith(newDeriver(salt))
+}
+
+// aeadWith is aead with a deriver already reset to the salt (a pooled one
+// on the server's paths).
+func (c *Cipher) aeadWith(d *deriver) (cipher.AEAD, error) {
+	a, err := c.m.newAEAD(d.subkey(c.key))
+	if err != nil {
+		return nil, fmt.Errorf("outline: subkey cipher: %w", err)
 	}
-	return c.m.newAEAD(sub[:c.m.keySize])
+	return a, nil
 }
 
 // increment adds one to a little-endian nonce.

@@ -33,6 +33,16 @@
 // server's own salts join the filter, so a reflected response cannot
 // authenticate as a client stream.
 //
+// UDP carries a salt in every datagram. An authenticated datagram whose
+// salt was seen recently is dropped and counted
+// (usipipo_outline_udp_replays_total), by a filter of its own, bounded
+// like TCP's but remembering minutes rather than hours (UDPReplayCapacity,
+// UDPReplayWindow), so datagrams cannot push TCP's salts out. Only salts
+// that authenticated are recorded, so junk cannot flush it; the server's
+// reply salts are recorded too, so a reply reflected back is dropped. A
+// replay does not count against its source's failure budget: a UDP source
+// can be forged to lock a real client out.
+//
 // # Limits and accounting
 //
 // Server implements plane.Plane. Each installed credential has a keyState

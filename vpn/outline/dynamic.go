@@ -67,7 +67,7 @@ func DynamicKeyHandler(src DynamicSource) fiber.Handler {
 			return c.JSON(e)
 		}
 		return c.JSON(dynamicJSON{Server: k.Server, ServerPort: k.Port, Password: k.Secret.Password,
-			Method: k.Secret.Method, Prefix: k.Prefix})
+			Method: k.Secret.Method, Prefix: PrefixText(k.Prefix)})
 	}
 }
 

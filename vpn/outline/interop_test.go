@@ -52,7 +52,7 @@ func waitListening(t testing.TB, addr string) {
 }
 
 // startLibev runs a libev binary (ss-local, ss-server) until the test ends.
-func startLibev(t testing.TB, bin string, args ...string) {
+func startLibev(t testing.TB, bin string, args ...string) *exec.Cmd {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, bin, args...)
@@ -68,6 +68,7 @@ func startLibev(t testing.TB, bin string, args ...string) {
 			t.Logf("%s output:\n%s", bin, out.String())
 		}
 	})
+	return cmd
 }
 
 // ssLocal starts ss-local for the server at addr and returns its SOCKS address.

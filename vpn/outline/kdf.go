@@ -26,16 +26,36 @@ type deriver struct {
 }
 
 func newDeriver(salt []byte) *deriver {
-	d := &deriver{salt: salt, h: sha1.New()}
-	d.inner = d.padState(salt, 0x36)
-	d.outer = d.padState(salt, 0x5c)
+	d := &deriver{h: sha1.New()}
+	d.reset(salt)
 	return d
 }
 
-// padState returns the SHA-1 state after hashing key xor pad (key <= 64 bytes).
-func (d *deriver) padState(key []byte, pad byte) []byte {
+// reset makes d derive for salt, reusing its buffers: a pooled deriver
+// costs no allocation per connection or packet.
+func (d *deriver) reset(salt []byte) {
+	d.salt = salt
+	d.inner = d.padState(d.inner[:0], salt, 0x36)
+	d.outer = d.padState(d.outer[:0], salt, 0x5c)
+}
+
+// wipe forgets the last subkey and what led to it before d goes back to
+// a pool (the salt states are public and are overwritten by reset).
+func (d *deriver) wipe() {
+	clear(d.sub[:])
+	clear(d.prk[:])
+	clear(d.t1[:])
+	clear(d.t2[:])
+	clear(d.sk[:])
+	clear(d.pad[:])
+	d.h.Reset()
+	d.salt = nil
+}
+
+// padState appends to dst the SHA-1 state after hashing key xor pad (key <= 64 bytes).
+func (d *deriver) padState(dst, key []byte, pad byte) []byte {
 	d.keyPad(key, pad)
-	st, err := d.h.(encoding.BinaryMarshaler).MarshalBinary()
+	st, err := d.h.(encoding.BinaryAppender).AppendBinary(dst)
 	if err != nil {
 		panic("sha1 state cannot be marshalled: " + err.Error())
 	}

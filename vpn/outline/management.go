@@ -4,8 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -114,6 +116,7 @@ func MountManagement(r fiber.Router, m Manager) {
 	r.Get("/metrics/transfer", a.transfer)
 	r.Get("/access-keys", a.listKeys)
 	r.Post("/access-keys", a.createKey)
+	r.Put("/access-keys/:id", a.putKey)
 	r.Get("/access-keys/:id", a.getKey)
 	r.Delete("/access-keys/:id", a.deleteKey)
 	r.Put("/access-keys/:id/name", a.renameKey)
@@ -184,14 +187,32 @@ func (a *managementAPI) server(c *fiber.Ctx) error {
 		PortForNewAccessKeys: s.Port, HostnameForAccessKeys: s.Hostname})
 }
 
-func (a *managementAPI) rename(c *fiber.Ctx) error {
+// nameParam reads the "name" of a rename call: Outline Manager sends the
+// server's as JSON but a key's form-encoded, and Outline's server (restify's
+// body parser) takes either for both.
+func nameParam(c *fiber.Ctx) (string, error) {
+	if strings.HasPrefix(string(c.Request().Header.ContentType()), fiber.MIMEApplicationForm) {
+		args := c.Request().PostArgs()
+		if !args.Has("name") {
+			return "", fmt.Errorf("parameter `name` is missing: %w", ErrInvalid)
+		}
+		return string(args.Peek("name")), nil // a copy: the request buffer is reused
+	}
 	var req struct {
 		Name *string `json:"name"`
 	}
 	if err := body(c, &req); err != nil || req.Name == nil {
-		return fail(c, ErrInvalid)
+		return "", fmt.Errorf("parameter `name` is missing: %w", ErrInvalid)
 	}
-	return noContent(c, a.m.RenameServer(c.UserContext(), *req.Name))
+	return *req.Name, nil
+}
+
+func (a *managementAPI) rename(c *fiber.Ctx) error {
+	name, err := nameParam(c)
+	if err != nil {
+		return fail(c, err)
+	}
+	return noContent(c, a.m.RenameServer(c.UserContext(), name))
 }
 
 func (a *managementAPI) hostname(c *fiber.Ctx) error {

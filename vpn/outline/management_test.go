@@ -20,9 +20,10 @@ import (
 
 // fakeManager is an in-memory Manager.
 type fakeManager struct {
-	info ServerInfo
-	keys map[string]*ManagedKey
-	next int
+	info  ServerInfo
+	keys  map[string]*ManagedKey
+	order []string // ids in creation order
+	next  int
 }
 
 func newFakeManager() *fakeManager {
@@ -40,8 +41,8 @@ func (f *fakeManager) SetDefaultDataLimit(_ context.Context, b *uint64) error {
 }
 func (f *fakeManager) Keys(context.Context) ([]ManagedKey, error) {
 	var out []ManagedKey
-	for i := range f.next {
-		if k := f.keys[fmt.Sprint(i)]; k != nil {
+	for _, id := range f.order {
+		if k := f.keys[id]; k != nil {
 			out = append(out, *k)
 		}
 	}
@@ -63,8 +64,30 @@ func (f *fakeManager) CreateKey(_ context.Context, n NewManagedKey) (ManagedKey,
 	}
 	k := &ManagedKey{ID: fmt.Sprint(f.next), Name: n.Name, Secret: sec, Port: f.info.Port, DataLimit: n.DataLimit}
 	f.keys[k.ID] = k
+	f.order = append(f.order, k.ID)
 	f.next++
 	return *k, nil
+}
+
+// CreateKeyWithID takes ids of lower-case letters and digits, as a node
+// takes only ids of its own format.
+func (f *fakeManager) CreateKeyWithID(ctx context.Context, id string, n NewManagedKey) (ManagedKey, error) {
+	if strings.Trim(id, "abcdefghijklmnopqrstuvwxyz0123456789") != "" {
+		return ManagedKey{}, fmt.Errorf("id %q: %w", id, ErrInvalid)
+	}
+	if f.keys[id] != nil {
+		return ManagedKey{}, fmt.Errorf("id %q in use: %w", id, ErrConflict)
+	}
+	k, err := f.CreateKey(ctx, n)
+	if err != nil {
+		return k, err
+	}
+	delete(f.keys, k.ID)
+	f.order = f.order[:len(f.order)-1]
+	k.ID = id
+	f.keys[id] = &k
+	f.order = append(f.order, id)
+	return k, nil
 }
 func (f *fakeManager) DeleteKey(_ context.Context, id string) error {
 	if f.keys[id] == nil {
@@ -210,6 +233,91 @@ func TestManagementAPIShapes(t *testing.T) {
 	if code, m := call(t, app, "GET", p+"/metrics/transfer", ""); code != 200 ||
 		m["bytesTransferredByUserId"].(map[string]any)["0"] != float64(1234) {
 		t.Fatalf("transfer: %d %v", code, m)
+	}
+}
+
+// TestManagementPutKey is PUT /access-keys/{id} as Outline's server
+// answers it: 201 with the key under that id, 409 for an id in use, 400
+// for a bad body or an id the node cannot take; an id in a POST body is
+// refused; a Manager that cannot choose ids answers 501, creating nothing.
+func TestManagementPutKey(t *testing.T) {
+	app := fiber.New()
+	f := newFakeManager()
+	MountManagement(app.Group("/s"), f)
+	code, k := call(t, app, "PUT", "/s/access-keys/mine1", `{"name":"Mía","method":"aes-128-gcm","password":"pw8","limit":{"bytes":10000}}`)
+	if code != 201 || k["id"] != "mine1" || k["name"] != "Mía" || k["method"] != "aes-128-gcm" || k["password"] != "pw8" ||
+		k["port"] != float64(8388) || k["dataLimit"].(map[string]any)["bytes"] != float64(10000) ||
+		!strings.Contains(k["accessUrl"].(string), "@vpn.example.net:8388/") {
+		t.Fatalf("put: %d %v", code, k)
+	}
+	if code, k := call(t, app, "GET", "/s/access-keys/mine1", ""); code != 200 || k["name"] != "Mía" {
+		t.Fatalf("get after put: %d %v", code, k)
+	}
+	if code, k := call(t, app, "PUT", "/s/access-keys/mine2", ""); code != 201 || k["id"] != "mine2" || k["method"] != DefaultMethod {
+		t.Fatalf("put without a body: %d %v", code, k)
+	}
+	for _, c := range []struct {
+		method, path, body string
+		want               int
+		code               string
+	}{
+		{"PUT", "/access-keys/mine1", `{"name":"again"}`, 409, "Conflict"},
+		{"PUT", "/access-keys/Not-Ours", "", 400, "InvalidArgument"},
+		{"PUT", "/access-keys/mine3", `{"method":"rc4-md5"}`, 400, "InvalidArgument"},
+		{"PUT", "/access-keys/mine3", `{"port":"8388"}`, 400, "InvalidArgument"},
+		{"PUT", "/access-keys/mine3", `{"limit":{"bytes":-5}}`, 400, "InvalidArgument"},
+		{"PUT", "/access-keys/mine3", `not json`, 400, "InvalidArgument"},
+		{"POST", "/access-keys", `{"id":"mine3"}`, 400, "InvalidArgument"},
+	} {
+		code, body := call(t, app, c.method, "/s"+c.path, c.body)
+		if code != c.want || body["code"] != c.code || body["message"] == "" {
+			t.Fatalf("%s %s %s: %d %v, want %d %s", c.method, c.path, c.body, code, body, c.want, c.code)
+		}
+	}
+	if code, list := call(t, app, "GET", "/s/access-keys", ""); code != 200 || len(list["accessKeys"].([]any)) != 2 {
+		t.Fatalf("refused calls created keys: %v", list)
+	}
+
+	plain := fiber.New()
+	MountManagement(plain.Group("/s"), struct{ Manager }{f})
+	if code, body := call(t, plain, "PUT", "/s/access-keys/mine4", ""); code != 501 || body["code"] != "NotImplemented" {
+		t.Fatalf("without CreateKeyWithID: %d %v", code, body)
+	}
+	if f.keys["mine4"] != nil || len(f.keys) != 2 {
+		t.Fatal("a refused PUT created a key")
+	}
+}
+
+// TestManagementFormRename renames a key the way Outline Manager does, with
+// a form-encoded body (its requestForm), and the server likewise.
+func TestManagementFormRename(t *testing.T) {
+	app := fiber.New()
+	f := newFakeManager()
+	MountManagement(app.Group("/s"), f)
+	if code, _ := call(t, app, "POST", "/s/access-keys", ""); code != 201 {
+		t.Fatal("create")
+	}
+	form := func(path, body string) int {
+		req := httptest.NewRequest("PUT", path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := app.Test(req, -1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := form("/s/access-keys/0/name", "name=Mi+llave+%C3%BA"); code != 204 || f.keys["0"].Name != "Mi llave ú" {
+		t.Fatalf("form rename: %d %q", code, f.keys["0"].Name)
+	}
+	if code := form("/s/name", "name=Nodo"); code != 204 || f.info.Name != "Nodo" {
+		t.Fatalf("form server rename: %d %q", code, f.info.Name)
+	}
+	if code := form("/s/access-keys/0/name", "nombre=x"); code != 400 || f.keys["0"].Name != "Mi llave ú" {
+		t.Fatalf("form without a name: %d", code)
+	}
+	if code := form("/s/access-keys/9/name", "name=x"); code != 404 {
+		t.Fatalf("form rename of an unknown key: %d", code)
 	}
 }
 

@@ -18,6 +18,7 @@ type serverMetrics struct {
 	txBytes     *metrics.Counter
 	udpIn       *metrics.Counter
 	udpDropped  *metrics.Counter
+	udpReplays  *metrics.Counter // authenticated datagrams with a known salt (also dropped)
 	udpSessions *metrics.Counter
 }
 
@@ -37,5 +38,6 @@ func newServerMetrics(set *metrics.Set, s *Server) serverMetrics {
 		udpIn:       set.GetOrCreateCounter("usipipo_outline_udp_packets_total"),
 		udpDropped:  set.GetOrCreateCounter("usipipo_outline_udp_dropped_total"),
 		udpSessions: set.GetOrCreateCounter("usipipo_outline_udp_sessions_total"),
+		udpReplays:  set.GetOrCreateCounter("usipipo_outline_udp_replays_total"),
 	}
 }

@@ -1,6 +1,7 @@
 package outline
 
 import (
+	"crypto/cipher"
 	"crypto/rand"
 	"fmt"
 )
@@ -29,14 +30,19 @@ func OpenPacket(c *Cipher, pkt []byte) ([]byte, error) {
 
 // SealPacket appends a fresh salt and the sealed plaintext to dst.
 func SealPacket(c *Cipher, dst, plaintext []byte) ([]byte, error) {
-	ss := c.SaltSize()
+	return sealPacket(c.aead, c.SaltSize(), dst, plaintext)
+}
+
+// sealPacket is SealPacket with the subkey derivation given: the server
+// derives with pooled state and records its own salts.
+func sealPacket(aeadFor func(salt []byte) (cipher.AEAD, error), saltSize int, dst, plaintext []byte) ([]byte, error) {
 	start := len(dst)
-	dst = append(dst, make([]byte, ss)...)
-	salt := dst[start : start+ss]
+	dst = append(dst, make([]byte, saltSize)...)
+	salt := dst[start : start+saltSize]
 	if _, err := rand.Read(salt); err != nil {
 		return nil, fmt.Errorf("outline: salt: %w", err)
 	}
-	aead, err := c.aead(salt)
+	aead, err := aeadFor(salt)
 	if err != nil {
 		return nil, err
 	}

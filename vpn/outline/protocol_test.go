@@ -140,11 +140,15 @@ func TestDeriverMatchesHKDF(t *testing.T) {
 		salt := make([]byte, c.SaltSize())
 		rand.Read(salt)
 		d := newDeriver(salt)
-		for range 3 { // reuse must not leak state between keys
+		for i := range 3 { // reuse must not leak state between keys or salts
 			want := hkdfSubkey(t, c, salt)
 			if got := d.subkey(c.key); !bytes.Equal(got, want) {
-				t.Fatalf("%s: %x, want %x", m, got, want)
+				t.Fatalf("%s #%d: %x, want %x", m, i, got, want)
 			}
+			salt = make([]byte, c.SaltSize())
+			rand.Read(salt)
+			d.wipe()
+			d.reset(salt)
 		}
 	}
 }

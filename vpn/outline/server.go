@@ -3,7 +3,9 @@ package outline
 import (
 	"bufio"
 	"context"
+	"crypto/cipher"
 	"crypto/rand"
+	"crypto/sha1"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -27,9 +29,15 @@ const (
 	DefaultUDPTimeout       = 5 * time.Minute
 	DefaultReplayCapacity   = 1 << 20
 	DefaultReplayWindow     = 3 * time.Hour
-	DefaultFailsPerSecond   = 1
-	DefaultFailBurst        = 20
-	DefaultMaxClients       = 1 << 16
+	// UDP carries a salt per datagram, far more salts than TCP's one per
+	// connection, so its filter is its own (UDP cannot push TCP's salts
+	// out) and remembers for minutes, not hours: a replayed datagram is
+	// worth far less to an attacker than a replayed connection.
+	DefaultUDPReplayCapacity = 1 << 16
+	DefaultUDPReplayWindow   = 5 * time.Minute
+	DefaultFailsPerSecond    = 1
+	DefaultFailBurst         = 20
+	DefaultMaxClients        = 1 << 16
 )
 
 // Options configure a Server.
@@ -50,6 +58,9 @@ type Options struct {
 	// ReplayCapacity and ReplayWindow size the salt filter.
 	ReplayCapacity int
 	ReplayWindow   time.Duration
+	// UDPReplayCapacity and UDPReplayWindow size the datagram salt filter.
+	UDPReplayCapacity int
+	UDPReplayWindow   time.Duration
 	// FailsPerSecond and FailBurst limit failed handshakes per source address.
 	FailsPerSecond float64
 	FailBurst      int
@@ -67,9 +78,12 @@ type Server struct {
 	states map[string]*keyState // every key seen this epoch; Apply's goroutine only
 	smu    sync.Mutex           // guards states against Counters
 	salts  *saltFilter
-	last   *clientCache
-	fails  *failLimiter
-	m      serverMetrics
+	// udpSalts are datagram salts, ours included: a reply reflected back
+	// at the server would otherwise authenticate as a client datagram.
+	udpSalts *saltFilter
+	last     *clientCache
+	fails    *failLimiter
+	m        serverMetrics
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -77,6 +91,8 @@ type Server struct {
 	once   sync.Once
 	conns  sync.Map  // every live net.Conn, closed by Close
 	bufs   sync.Pool // *relayBufs: a relay's 64 KiB of buffers, reused
+	// derivers are HKDF states for the server's own salts and UDP packets.
+	derivers sync.Pool // *deriver
 }
 
 // relayBufs are the buffers of one relayed TCP connection.
@@ -86,6 +102,9 @@ type relayBufs struct {
 	// in batches the client's small length chunks and large payload chunks
 	// into few reads.
 	in *bufio.Reader
+	// pre hands the stream reader what the handshake read past the
+	// first length chunk, then in.
+	pre prefixReader
 }
 
 func newRelayBufs() any {
@@ -110,11 +129,13 @@ func New(o Options) (*Server, error) {
 		return nil, fmt.Errorf("outline: epoch: %w", err)
 	}
 	s := &Server{o: o, log: o.Log, epoch: hex.EncodeToString(epoch), states: map[string]*keyState{},
-		salts: newSaltFilter(o.ReplayCapacity, o.ReplayWindow, o.Now),
-		last:  newClientCache(o.MaxClients),
-		fails: newFailLimiter(o.FailsPerSecond, o.FailBurst, o.MaxClients)}
+		salts:    newSaltFilter(o.ReplayCapacity, o.ReplayWindow, o.Now),
+		udpSalts: newSaltFilter(o.UDPReplayCapacity, o.UDPReplayWindow, o.Now),
+		last:     newClientCache(o.MaxClients),
+		fails:    newFailLimiter(o.FailsPerSecond, o.FailBurst, o.MaxClients)}
 	s.keys.Store(newKeySet(nil))
 	s.bufs.New = newRelayBufs
+	s.derivers.New = func() any { return &deriver{h: sha1.New()} }
 	s.m = newServerMetrics(o.Metrics, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if o.Listener != nil {
@@ -145,8 +166,12 @@ func (o *Options) defaults() {
 	setDur(&o.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&o.UDPTimeout, DefaultUDPTimeout)
 	setDur(&o.ReplayWindow, DefaultReplayWindow)
+	setDur(&o.UDPReplayWindow, DefaultUDPReplayWindow)
 	if o.ReplayCapacity <= 0 {
 		o.ReplayCapacity = DefaultReplayCapacity
+	}
+	if o.UDPReplayCapacity <= 0 {
+		o.UDPReplayCapacity = DefaultUDPReplayCapacity
 	}
 	if o.FailsPerSecond <= 0 {
 		o.FailsPerSecond = DefaultFailsPerSecond
@@ -272,6 +297,16 @@ func (s *Server) Close() error {
 	})
 	s.wg.Wait()
 	return nil
+}
+
+// aead derives c's subkey for salt with a pooled deriver.
+func (s *Server) aead(c *Cipher, salt []byte) (cipher.AEAD, error) {
+	d := s.derivers.Get().(*deriver)
+	d.reset(salt)
+	a, err := c.aeadWith(d)
+	d.wipe()
+	s.derivers.Put(d)
+	return a, err
 }
 
 // track registers a live socket so Close can end it; the returned func

@@ -20,6 +20,7 @@ type StreamReader struct {
 	nonce   [nonceSize]byte
 	buf     []byte // one sealed payload
 	pending int    // a length already opened (by the key search); -1 if none
+	lb      [lenChunkSize]byte
 	left    []byte // decrypted bytes not yet returned
 	err     error
 }
@@ -65,12 +66,13 @@ func (s *StreamReader) readChunk() error {
 	n := s.pending
 	s.pending = -1
 	if n < 0 {
-		var lb [lenChunkSize]byte
-		if _, err := io.ReadFull(s.r, lb[:]); err != nil {
+		// lb lives in s: a local array would escape to the heap through
+		// io.ReadFull, one allocation per chunk.
+		if _, err := io.ReadFull(s.r, s.lb[:]); err != nil {
 			return err
 		}
 		var err error
-		if n, err = openLength(s.aead, s.nonce[:], lb[:]); err != nil {
+		if n, err = openLength(s.aead, s.nonce[:], s.lb[:]); err != nil {
 			return err
 		}
 		increment(s.nonce[:])
@@ -137,7 +139,12 @@ func NewStreamWriter(w io.Writer, c *Cipher, salt []byte) (*StreamWriter, error)
 	if err != nil {
 		return nil, err
 	}
-	return &StreamWriter{w: w, aead: aead, salt: salt}, nil
+	return newStreamWriter(w, aead, salt), nil
+}
+
+// newStreamWriter starts a stream under aead, already derived for salt.
+func newStreamWriter(w io.Writer, aead cipher.AEAD, salt []byte) *StreamWriter {
+	return &StreamWriter{w: w, aead: aead, salt: salt}
 }
 
 // Write seals p as one or more chunks and writes them with one call each;

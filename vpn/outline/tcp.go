@@ -1,19 +1,15 @@
 package outline
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
+	"sync/atomic"
 	"time"
 )
-
-// dialTimeout bounds the connect to a target, resolution included.
-const dialTimeout = 10 * time.Second
 
 func (s *Server) acceptLoop() {
 	for {
@@ -54,11 +50,17 @@ func (s *Server) serveTCP(c net.Conn) {
 	c.SetReadDeadline(deadline)
 	src := remoteIP(c)
 	set := s.keys.Load()
-	head := make([]byte, max(set.maxSalt, minSaltSize)+lenChunkSize)
-	if _, err := io.ReadFull(c, head); err != nil {
+	// The head is read into its own small buffer, not the relay's: a probe
+	// drained for the whole handshake timeout must not hold 96 KiB. One
+	// read usually takes a client's whole first segment, so the relay's
+	// reader does not have to read again for the rest of its first chunk.
+	head := make([]byte, headSize)
+	n, err := io.ReadAtLeast(c, head, max(set.maxSalt, minSaltSize)+lenChunkSize)
+	if err != nil {
 		drain(c)
 		return
 	}
+	head = head[:n]
 	now := s.o.Now()
 	if s.fails.blocked(src, now) {
 		s.m.rateLimited.Inc()
@@ -88,14 +90,34 @@ func (s *Server) serveTCP(c net.Conn) {
 	bufs.in.Reset(c)
 	defer func() {
 		bufs.in.Reset(nil)
+		bufs.pre = prefixReader{}
 		s.bufs.Put(bufs)
 	}()
-	r := newStreamReader(io.MultiReader(bytes.NewReader(head[ss+lenChunkSize:]), bufs.in), m.aead, 1, m.n)
+	bufs.pre = prefixReader{rest: head[ss+lenChunkSize:], r: bufs.in}
+	r := newStreamReader(&bufs.pre, m.aead, 1, m.n)
 	r.buf = bufs.rd
 	if err := s.proxyTCP(c, src, m.e, r, bufs); err != nil {
 		s.m.refused.Inc()
 		s.log.Debug("outline_tcp_refused", "key", m.e.st.id, "error", err.Error())
 	}
+}
+
+// headSize bounds the handshake's first read.
+const headSize = 512
+
+// prefixReader returns rest, then reads from r.
+type prefixReader struct {
+	rest []byte
+	r    io.Reader
+}
+
+func (p *prefixReader) Read(b []byte) (int, error) {
+	if len(p.rest) > 0 {
+		n := copy(b, p.rest)
+		p.rest = p.rest[n:]
+		return n, nil
+	}
+	return p.r.Read(b)
 }
 
 // drain reads and discards until the peer closes or the deadline passes.
@@ -132,9 +154,8 @@ func (s *Server) proxyTCP(c net.Conn, src netip.Addr, e *keyEntry, r *StreamRead
 	if st.stopped(s.o.Now()) {
 		return errors.New("key stopped")
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
-	out, err := s.o.Egress.DialFor(ctx, st.id, "tcp", target.String())
-	cancel()
+	// The egress dialer bounds the connect, resolution included.
+	out, err := s.o.Egress.DialFor(s.ctx, st.id, "tcp", target.String())
 	if err != nil {
 		return fmt.Errorf("dialling target: %w", err)
 	}
@@ -156,34 +177,41 @@ func (s *Server) proxyTCP(c net.Conn, src netip.Addr, e *keyEntry, r *StreamRead
 	// Our own salts are recorded too: a reflected server stream would
 	// otherwise authenticate as a client stream under the same key.
 	s.salts.add(salt)
-	w, err := NewStreamWriter(c, e.c, salt)
+	aead, err := s.aead(e.c, salt)
 	if err != nil {
 		return err
 	}
+	w := newStreamWriter(c, aead, salt)
 	w.buf = bufs.wr
 	s.relay(st, c, r, w, out, bufs)
 	return nil
 }
 
 // relay copies both ways until both sides are done or either fails.
-// relay returns only when both directions have stopped using bufs.
+// relay returns only when both directions have stopped using bufs; the
+// caller then closes both sockets.
 func (s *Server) relay(st *keyState, client net.Conn, r io.Reader, w io.Writer, target net.Conn, bufs *relayBufs) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := s.pipe(st, true, target, r, bufs.up); err != nil {
+	var ended atomic.Int32
+	// A direction that ends cleanly first passes its EOF on as a half
+	// close; the second need not, as the full close follows at once with
+	// its receive queue read to EOF, so the close sends a FIN, not a RST:
+	// one shutdown call fewer per connection.
+	finish := func(dst net.Conn, err error) {
+		if err != nil {
 			client.Close()
 			target.Close()
 			return
 		}
-		closeWrite(target)
-	}()
-	if err := s.pipe(st, false, w, target, bufs.down); err != nil {
-		client.Close()
-		target.Close()
-	} else {
-		closeWrite(client)
+		if ended.Add(1) == 1 {
+			closeWrite(dst)
+		}
 	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		finish(target, s.pipe(st, true, target, r, bufs.up))
+	}()
+	finish(client, s.pipe(st, false, w, target, bufs.down))
 	<-done
 }
 

@@ -2,6 +2,7 @@ package outline
 
 import (
 	"context"
+	"crypto/cipher"
 	"errors"
 	"net"
 	"net/netip"
@@ -56,12 +57,12 @@ func (u *udpRelay) run() {
 
 // openInto opens pkt under e into dst without touching pkt, so a failed
 // trial leaves it intact for the next key.
-func openInto(e *keyEntry, dst, pkt []byte) ([]byte, bool) {
+func (s *Server) openInto(e *keyEntry, dst, pkt []byte) ([]byte, bool) {
 	ss := e.c.SaltSize()
 	if len(pkt) < ss+tagSize {
 		return nil, false
 	}
-	aead, err := e.c.aead(pkt[:ss])
+	aead, err := s.aead(e.c, pkt[:ss])
 	if err != nil {
 		return nil, false
 	}
@@ -78,7 +79,10 @@ func (u *udpRelay) handle(client netip.AddrPort, pkt, scratch []byte) bool {
 	var plain []byte
 	if sess != nil {
 		var ok bool
-		if plain, ok = openInto(sess.e, scratch, pkt); !ok {
+		if plain, ok = s.openInto(sess.e, scratch, pkt); !ok {
+			return false
+		}
+		if !u.fresh(sess.e, pkt) {
 			return false
 		}
 	} else {
@@ -96,6 +100,9 @@ func (u *udpRelay) handle(client netip.AddrPort, pkt, scratch []byte) bool {
 			s.m.authFailed.Inc()
 			return false
 		}
+		if !u.fresh(m.e, pkt) {
+			return false
+		}
 		s.last.put(client.Addr(), m.e.st.id)
 		if sess = u.open(client, m.e); sess == nil {
 			s.m.refused.Inc()
@@ -103,6 +110,18 @@ func (u *udpRelay) handle(client netip.AddrPort, pkt, scratch []byte) bool {
 		}
 	}
 	return sess.send(plain)
+}
+
+// fresh records the salt of an authenticated datagram and reports whether
+// it was new. Only authenticated salts are recorded, so junk cannot flush
+// the filter; a replay does not count against the source's failure budget,
+// since a UDP source address can be forged to lock a real client out.
+func (u *udpRelay) fresh(e *keyEntry, pkt []byte) bool {
+	if u.s.udpSalts.add(pkt[:e.c.SaltSize()]) {
+		return true
+	}
+	u.s.m.udpReplays.Inc()
+	return false
 }
 
 // open starts a NAT session for client under key e.
@@ -297,7 +316,10 @@ func (u *udpSession) readReplies() {
 		}
 		plain = AppendAddr(plain[:0], Addr{IP: netip.AddrPortFrom(from.Addr().Unmap(), from.Port())})
 		plain = append(plain, buf[:n]...)
-		out, err := SealPacket(u.e.c, sealed[:0], plain)
+		out, err := sealPacket(func(salt []byte) (cipher.AEAD, error) {
+			s.udpSalts.add(salt) // a reflected reply must not pass as a client datagram
+			return s.aead(u.e.c, salt)
+		}, u.e.c.SaltSize(), sealed[:0], plain)
 		if err != nil {
 			continue
 		}

@@ -1,0 +1,121 @@
+package outline
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/store/model"
+)
+
+// The connection benchmarks run our server in a process of its own, as
+// ss-server runs in its own: each server's CPU time per connection is then
+// read from the kernel, apart from the client's, the sink's and ss-local's.
+
+const benchServerEnv = "USIPIPO_OUTLINE_BENCH_SERVER"
+
+// benchProfileEnv names a directory for the server process's CPU and
+// allocation profiles (server-cpu.out, server-mem.out).
+const benchProfileEnv = "USIPIPO_OUTLINE_BENCH_PROFILE"
+
+// benchServer is a server under benchmark: where it listens and which
+// process it is.
+type benchServer struct {
+	addr string
+	pid  int
+}
+
+// cpuTime is the CPU time (user and system, every thread) pid has used,
+// from /proc/PID/task/*/schedstat (nanoseconds, unlike stat's ticks).
+func cpuTime(pid int) (time.Duration, error) {
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("no schedstat for pid %d: %v", pid, err)
+	}
+	var total time.Duration
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // a thread that just ended
+		}
+		f := strings.Fields(string(b))
+		if len(f) == 0 {
+			continue
+		}
+		ns, err := strconv.ParseInt(f[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("schedstat %s: %w", p, err)
+		}
+		total += time.Duration(ns)
+	}
+	return total, nil
+}
+
+// startServerProcess runs this test binary as our server with `keys` keys
+// of method (the client's, password "pw", last) until the benchmark ends.
+func startServerProcess(b *testing.B, method string, keys int) benchServer {
+	return startServerProcessOf(b, os.Args[0], method, keys)
+}
+
+// startServerProcessOf is startServerProcess with the test binary bin.
+func startServerProcessOf(b *testing.B, bin, method string, keys int) benchServer {
+	args := []string{"-test.run=^TestBenchServerProcess$", "-test.bench=^$"}
+	if dir := os.Getenv(benchProfileEnv); dir != "" {
+		args = append(args, "-test.cpuprofile="+filepath.Join(dir, "server-cpu.out"),
+			"-test.memprofile="+filepath.Join(dir, "server-mem.out"))
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", benchServerEnv, method, keys))
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { in.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "addr ") {
+		b.Fatalf("server process: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, out)
+	return benchServer{addr: strings.TrimSpace(strings.TrimPrefix(line, "addr ")), pid: cmd.Process.Pid}
+}
+
+// TestBenchServerProcess is the server process of the benchmarks; it does
+// nothing in a normal test run.
+func TestBenchServerProcess(t *testing.T) {
+	args := strings.Fields(os.Getenv(benchServerEnv))
+	if len(args) != 2 {
+		t.Skip("server process of the outline benchmarks only")
+	}
+	method := args[0]
+	keys, err := strconv.Atoi(args[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := newTestServer(t, Options{HandshakeTimeout: 30 * time.Second})
+	creds := make([]plane.Credential, 0, keys)
+	for i := range keys - 1 {
+		creds = append(creds, cred(t, fmt.Sprint("other", i), method, fmt.Sprint("other-", i), model.Limits{}))
+	}
+	if err := s.Apply(context.Background(), append(creds, cred(t, "client", method, "pw", model.Limits{}))); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("addr %s\n", s.addr)
+	io.Copy(io.Discard, os.Stdin) // until the benchmark closes our stdin
+}
