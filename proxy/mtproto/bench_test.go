@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"runtime"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -157,55 +156,6 @@ func clientInit(b testing.TB, key []byte) []byte {
 		b.Fatal(err)
 	}
 	return g.out
-}
-
-var idleConns = 1000
-
-// BenchmarkIdleMemory: heap and stack per idle relayed connection, 1,000
-// connections. The figure includes the test's own two sockets per
-// connection (client and DC ends, no goroutines or buffers).
-func BenchmarkIdleMemory(b *testing.B) {
-	n := idleConns
-	for range b.N {
-		dcLn := listen(b)
-		held := make(chan net.Conn, 2*n)
-		go func() {
-			for {
-				c, err := dcLn.Accept()
-				if err != nil {
-					return
-				}
-				held <- c
-			}
-		}()
-		s := startProxy(b, Options{DCs: map[int]string{2: dcLn.Addr().String()}, MaxConns: 2 * n})
-		key := randKey(b)
-		s.Apply(context.Background(), []plane.Credential{cred("u", key)})
-		before := memInUse()
-		for range n {
-			c, err := net.Dial("tcp", s.Addr().String())
-			if err != nil {
-				b.Fatal(err)
-			}
-			c.Write(clientInit(b, key))
-			held <- c
-		}
-		for deadline := time.Now().Add(20 * time.Second); s.m.conns.Get() < float64(n); {
-			if time.Now().After(deadline) {
-				var b2 strings.Builder
-				s.opts.Metrics.WritePrometheus(&b2)
-				b.Fatalf("%v relays of %d up:\n%s", s.m.conns.Get(), n, b2.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		after := memInUse()
-		b.ReportMetric(float64(after-before)/float64(n), "B/idle-conn")
-		close(held)
-		for c := range held {
-			c.Close()
-		}
-		s.Close()
-	}
 }
 
 func memInUse() int64 {

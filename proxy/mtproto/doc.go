@@ -41,7 +41,9 @@
 // so idle connections hold none. Towards a FakeTLS client each read goes
 // out as one application-data record (5 bytes of headroom in the buffer).
 // EOF half-closes the other side; errors, idle timeouts, revocation,
-// expiry and the budget close both.
+// expiry and the budget close both. With FastMode the DC's init is built
+// from the client's downstream key so DC→client bytes need no crypto at
+// all (fastmode.go says when that is valid and what it gives up).
 //
 // Enforcement: admit checks MaxConns; every relayed read adds to the
 // secret's counters and checks expiry and budget (throttling to

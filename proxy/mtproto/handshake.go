@@ -63,7 +63,7 @@ func (s *Server) handleTLS(c net.Conn, src netip.Addr, first []byte) {
 		return
 	}
 	s.m.handshake("ok_tls").Inc()
-	s.relay(c, rr, true, src, sec, init)
+	s.relay(c, rr, true, src, sec, init, &raw)
 }
 
 // findTLS finds the secret a hello was signed with: the client address's
@@ -122,7 +122,7 @@ func (s *Server) handleObfs2(c net.Conn, src netip.Addr, raw *[wire.InitLen]byte
 		return
 	}
 	s.m.handshake("ok_dd").Inc()
-	s.relay(c, c, false, src, sec, init)
+	s.relay(c, c, false, src, sec, init, raw)
 }
 
 func (s *Server) findObfs2(raw *[wire.InitLen]byte, src netip.Addr) *secret {

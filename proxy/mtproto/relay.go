@@ -18,10 +18,10 @@ import (
 // errCut ends a relay whose secret expired or ran out of budget.
 var errCut = errors.New("mtproto: credential cut off")
 
-// relay connects a client whose handshake named sec and init to the DC,
-// re-obfuscating the stream towards it. cr reads the client's stream (the
-// TLS record reader in FakeTLS mode).
-func (s *Server) relay(c net.Conn, cr io.Reader, tlsMode bool, src netip.Addr, sec *secret, init wire.Init) {
+// relay connects a client whose handshake named sec and init (raw: its
+// bytes) to the DC, re-obfuscating the stream towards it. cr reads the
+// client's stream (the TLS record reader in FakeTLS mode).
+func (s *Server) relay(c net.Conn, cr io.Reader, tlsMode bool, src netip.Addr, sec *secret, init wire.Init, raw *[wire.InitLen]byte) {
 	now := time.Now()
 	if sec.cut(now, s.epoch) {
 		s.m.handshake("cut").Inc()
@@ -46,8 +46,12 @@ func (s *Server) relay(c net.Conn, cr io.Reader, tlsMode bool, src netip.Addr, s
 		return
 	}
 	defer dc.Close()
-	dcInit, dcEnc, dcDec, err := wire.NewDCInit(s.opts.Rand, init.Tag, init.DC)
+	// Close must also end a relay whose client half-closed: its down leg
+	// waits on the DC alone.
+	defer context.AfterFunc(s.ctx, func() { dc.Close() })()
+	dcInit, dcEnc, down, err := s.dcInit(init, raw, sec)
 	if err != nil {
+		s.log.Error("mtproto_dc_init", "error", err)
 		return
 	}
 	dc.SetWriteDeadline(time.Now().Add(s.opts.HandshakeTimeout))
@@ -60,7 +64,7 @@ func (s *Server) relay(c net.Conn, cr io.Reader, tlsMode bool, src netip.Addr, s
 	defer s.m.conns.Dec()
 
 	up := leg{src: c, r: cr, dst: dc, dec: init.Dec, enc: dcEnc, count: &sec.rx, dir: 0}
-	down := leg{src: dc, r: dc, dst: c, dec: dcDec, enc: init.Enc, count: &sec.tx, dir: 1, records: tlsMode}
+	down.src, down.r, down.dst, down.count, down.dir, down.records = dc, dc, c, &sec.tx, 1, tlsMode
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
@@ -75,7 +79,7 @@ type leg struct {
 	src      net.Conn  // where readiness and deadlines are taken
 	r        io.Reader // reads src's stream (maybe out of TLS records)
 	dst      net.Conn
-	dec, enc cipher.Stream
+	dec, enc cipher.Stream // both nil: bytes pass as they are (fast mode)
 	count    *atomic.Uint64
 	dir      int  // 0: from the client, 1: to it
 	records  bool // wrap what is written in TLS application-data records
@@ -140,8 +144,10 @@ func (s *Server) move(sec *secret, l *leg, buf []byte, head int) (int, error) {
 	n, err := l.r.Read(buf[head:])
 	if n > 0 {
 		p := buf[head : head+n]
-		l.dec.XORKeyStream(p, p)
-		l.enc.XORKeyStream(p, p)
+		if l.dec != nil {
+			l.dec.XORKeyStream(p, p)
+			l.enc.XORKeyStream(p, p)
+		}
 		l.count.Add(uint64(n))
 		if sec.cut(time.Now(), s.epoch) {
 			return n, errCut

@@ -64,10 +64,14 @@ type Options struct {
 	IdleTimeout           time.Duration
 	FailuresPerMinute     int           // failed handshakes per source before searching stops
 	SourceWindow          time.Duration // distinct client addresses are counted over it
-	CertSize              int           // bytes of fake certificate; 0: random 2–4 KiB
-	Rand                  io.Reader     // nil: crypto/rand
-	Log                   *slog.Logger  // nil: discard
-	Metrics               *metrics.Set  // nil: a private set
+	// FastMode forwards DC→client bytes without decrypting and
+	// re-encrypting them (see fastmode.go for when that is valid and what
+	// it gives up); client→DC bytes are always re-encrypted.
+	FastMode bool
+	CertSize int          // bytes of fake certificate; 0: random 2–4 KiB
+	Rand     io.Reader    // nil: crypto/rand
+	Log      *slog.Logger // nil: discard
+	Metrics  *metrics.Set // nil: a private set
 }
 
 func (o *Options) setDefaults() error {
@@ -179,7 +183,9 @@ func (s *Server) serve() {
 	for {
 		c, err := s.opts.Listener.Accept()
 		if err != nil {
-			if s.ctx.Err() != nil {
+			// A closed listener is a normal stop, or an upgrade handing the
+			// socket to the next process.
+			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
 			}
 			var ne net.Error

@@ -158,6 +158,61 @@ func NewDCInit(rand io.Reader, tag uint32, dc int) (init [InitLen]byte, enc, dec
 	return init, enc, dec, nil
 }
 
+// NewDCInitPassthrough builds the init towards a data centre so that the
+// DC's stream back to us is, byte for byte, the stream the client expects
+// from us: the proxy can forward DC→client bytes without decrypting and
+// re-encrypting them (the relay's fast mode; see mtproto.Options.FastMode
+// for when that is valid).
+//
+// In obfuscated2 the receiver of an init encrypts what it sends with the key
+// reversed(init)[0:32] and the IV reversed(init)[32:48] — init bytes 24..56
+// and 8..24, read backwards — starting at keystream offset 0. The client's
+// init and the secret give the key and IV the client decrypts with
+// (SHA-256 of its reversed bytes 8..40 and the secret, and its reversed
+// bytes 40..56); we put them, reversed, into bytes 8..56 of the DC's init.
+// Only bytes 0..8 stay random. enc encrypts what we send the DC after the
+// init (its key is now the client's downstream material, which is why the
+// other direction cannot be passed through too: both directions' keys come
+// from the same 48 bytes and overlap in bytes 24..40).
+func NewDCInitPassthrough(rand io.Reader, client *[InitLen]byte, secret []byte, tag uint32, dc int) (init [InitLen]byte, enc cipher.Stream, err error) {
+	_, clientEnc, err := initKeys(client, secret)
+	if err != nil {
+		return init, nil, err
+	}
+	clientRev := reversed(client)
+	for i := range 32 {
+		init[55-i] = clientEnc[i]
+	}
+	for i := range 16 {
+		init[55-32-i] = clientRev[32+i]
+	}
+	if err := randomHead(rand, &init); err != nil {
+		return init, nil, err
+	}
+	if enc, err = NewCTR(init[8:40], init[40:56]); err != nil {
+		return init, nil, err
+	}
+	binary.LittleEndian.PutUint32(init[56:60], tag)
+	binary.LittleEndian.PutUint16(init[60:62], uint16(int16(dc)))
+	var sealed [InitLen]byte
+	enc.XORKeyStream(sealed[:], init[:])
+	copy(init[56:], sealed[56:])
+	return init, enc, nil
+}
+
+// randomHead draws bytes 0..8 of an init whose other bytes are set, until
+// they cannot be mistaken for another protocol's first bytes.
+func randomHead(rand io.Reader, init *[InitLen]byte) error {
+	for {
+		if _, err := io.ReadFull(rand, init[:8]); err != nil {
+			return fmt.Errorf("mtproto: random init: %w", err)
+		}
+		if !confusable(init) {
+			return nil
+		}
+	}
+}
+
 // randomInit draws init bytes that cannot be mistaken for another protocol's
 // first bytes, as the official clients do.
 func randomInit(rand io.Reader, init *[InitLen]byte) error {
@@ -165,14 +220,23 @@ func randomInit(rand io.Reader, init *[InitLen]byte) error {
 		if _, err := io.ReadFull(rand, init[:]); err != nil {
 			return fmt.Errorf("mtproto: random init: %w", err)
 		}
-		first := binary.LittleEndian.Uint32(init[0:4])
-		switch {
-		case init[0] == 0xef, binary.LittleEndian.Uint32(init[4:8]) == 0:
-			continue
-		case first == 0x44414548, first == 0x54534f50, first == 0x20544547, first == 0x4954504f,
-			first == 0x02010316, first == TagPaddedIntermediate, first == TagIntermediate:
-			continue
+		if !confusable(init) {
+			return nil
 		}
-		return nil
 	}
+}
+
+// confusable reports init heads the official clients never send: the
+// abridged marker, a zero second word, or the first bytes of HTTP (HEAD,
+// POST, GET , OPTI), TLS, or the intermediate transports.
+func confusable(init *[InitLen]byte) bool {
+	first := binary.LittleEndian.Uint32(init[0:4])
+	switch {
+	case init[0] == 0xef, binary.LittleEndian.Uint32(init[4:8]) == 0:
+		return true
+	case first == 0x44414548, first == 0x54534f50, first == 0x20544547, first == 0x4954504f,
+		first == 0x02010316, first == TagPaddedIntermediate, first == TagIntermediate:
+		return true
+	}
+	return false
 }
