@@ -13,12 +13,11 @@
 // gets a token good only for POST /api/v1/auth/password; the next refresh
 // of that login is a full token.
 //
-// Node-local state (limits.go, idempotency.go, refresh.go): rate limiters,
-// login back-off, refresh-token families and stored idempotent responses
-// live in memory. A restart forgets them: refresh tokens must be renewed by
-// logging in again, and a request retried across a restart with the same
-// Idempotency-Key runs again (credit moves are still applied once, since the
-// store keeps their idempotency key).
+// Node-local state (limits.go, idempotency.go, refresh.go): rate limiters
+// and login back-off live in memory; refresh-token families and the
+// responses of creating calls sent with an Idempotency-Key (for 24 hours)
+// are also kept in node-local telemetry buckets, so logins, revocations and
+// replays survive a restart. Failed logins go into the audit trail.
 //
 // Errors are RFC 9457 problem JSON rendered by web's one error handler;
 // problems.go maps store/model's sentinel errors to stable type URIs.
@@ -39,6 +38,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/pay"
+	"github.com/usipipo/usipipo/store/keyring"
 )
 
 // Defaults of Options.
@@ -67,6 +68,16 @@ type Options struct {
 	// Status reports the node's status for GET /api/v1/node/status
 	// (default: the node name and the time).
 	Status func(ctx context.Context) (any, error)
+	// Pay refunds payments and reads and writes the catalogue and QvaPay
+	// credentials; nil: those calls answer 503 (payment lists still work).
+	Pay *pay.Service
+	// Broadcaster sends broadcasts; nil: the broadcast calls answer 503.
+	Broadcaster Broadcaster
+
+	// Shared holds the login and idempotency state that every Mount of one
+	// node must see alike (the --http and the public listener): pass the
+	// same value to each. Nil: this Mount's own.
+	Shared *Shared
 
 	AccessTTL, RefreshTTL time.Duration
 	// KeyRate and IPRate are the sustained request rates per credential
@@ -155,6 +166,7 @@ type api struct {
 	logins  *loginGuard
 	idem    *idemStore
 	used    *lastUsed
+	keys    *keyCache
 	m       apiMetrics
 }
 
@@ -163,18 +175,27 @@ type apiMetrics struct {
 }
 
 // Mount installs the API, the OpenAPI document and the docs page on app.
-// It returns an error only for bad options.
+// It returns an error for bad options, or when the refresh tokens and
+// idempotency records persisted by an earlier run cannot be read.
 func Mount(fa *fiber.App, o Options) error {
 	if err := o.defaults(); err != nil {
 		return err
 	}
+	if o.Shared == nil {
+		o.Shared = NewShared()
+	}
+	sh, err := o.Shared.get(&o)
+	if err != nil {
+		return err
+	}
 	a := &api{svc: o.Service, o: o, log: o.Logger, now: o.Now,
 		jwt:     newSigner(o.SigningKey, o.Now),
-		refresh: newRefreshStore(o.Now),
+		refresh: sh.refresh,
 		keyLim:  newLimiter(o.KeyRate, o.Now),
 		ipLim:   newLimiter(o.IPRate, o.Now),
-		logins:  newLoginGuard(o.LoginFreeTries, o.Now),
-		idem:    newIdemStore(o.IdemEntries, o.IdemWindow, o.Now),
+		logins:  sh.logins,
+		idem:    sh.idem,
+		keys:    newKeyCache(),
 		used:    &lastUsed{st: o.Service.Store(), log: o.Logger, every: flushEvery},
 		m: apiMetrics{
 			loginFailed:  o.Metrics.GetOrCreateCounter(`usipipo_api_login_failures_total`),
@@ -185,6 +206,17 @@ func Mount(fa *fiber.App, o Options) error {
 		}}
 	a.routes(fa)
 	return nil
+}
+
+// idemKeyFrom derives the key that seals stored idempotent responses from
+// the signing key: both survive a restart exactly when the signing key is
+// derived from the node's data key (SigningKeyFrom).
+func idemKeyFrom(signing ed25519.PrivateKey) (keyring.Key, error) {
+	b, err := hkdf.Key(sha256.New, signing.Seed(), nil, "usipipo api idempotency records v1", 32)
+	if err != nil {
+		return keyring.Key{}, err
+	}
+	return keyring.Key(b), nil
 }
 
 // Scope requirements of routes; "" marks a public route.
@@ -212,7 +244,7 @@ func (a *api) route(fa *fiber.App, method, path, scope string, creates bool, h f
 
 func (a *api) routes(fa *fiber.App) {
 	const v = "/api/v1"
-	get, post, del := fiber.MethodGet, fiber.MethodPost, fiber.MethodDelete
+	get, post, put, del := fiber.MethodGet, fiber.MethodPost, fiber.MethodPut, fiber.MethodDelete
 	fa.Get("/api/openapi.json", serveSpec)
 	fa.Get("/api/docs", serveDocs)
 	fa.Get("/api/docs/docs.js", serveDocsJS)
@@ -252,6 +284,7 @@ func (a *api) routes(fa *fiber.App) {
 
 	a.route(fa, get, v+"/proxies", read, false, a.listProxies)
 	a.route(fa, post, v+"/proxies", write, true, a.createProxy)
+	a.route(fa, get, v+"/proxies/free", read, false, a.freeProxies) // before :id, which would take "free"
 	a.route(fa, get, v+"/proxies/:id", read, false, a.getProxy)
 	a.route(fa, get, v+"/proxies/:id/link", read, false, a.proxyLink)
 	a.route(fa, post, v+"/proxies/:id/revoke", write, false, a.revokeProxy)
@@ -261,4 +294,28 @@ func (a *api) routes(fa *fiber.App) {
 	a.route(fa, del, v+"/apikeys/:id", admin, false, a.revokeAPIKey)
 
 	a.route(fa, get, v+"/audit", admin, false, a.listAudit)
+	a.route(fa, get, v+"/stats", read, false, a.stats)
+
+	a.route(fa, get, v+"/plans/:id", read, false, a.getPlan)
+	a.route(fa, put, v+"/plans/:id", admin, false, a.updatePlan)
+
+	a.route(fa, get, v+"/payments", admin, false, a.listPayments)
+	a.route(fa, get, v+"/payments/:id", admin, false, a.getPayment)
+	a.route(fa, post, v+"/payments/:id/refund", admin, false, a.refundPayment)
+
+	a.route(fa, get, v+"/tickets", read, false, a.listTickets)
+	a.route(fa, post, v+"/tickets", write, true, a.openTicket)
+	a.route(fa, get, v+"/tickets/:id", read, false, a.getTicket)
+	a.route(fa, post, v+"/tickets/:id/replies", write, true, a.replyTicket)
+	a.route(fa, post, v+"/tickets/:id/close", write, false, a.closeTicket)
+	a.route(fa, post, v+"/tickets/:id/reopen", write, false, a.reopenTicket)
+
+	a.route(fa, post, v+"/broadcasts", admin, true, a.createBroadcast)
+	a.route(fa, get, v+"/broadcasts/:id", admin, false, a.getBroadcast)
+
+	a.route(fa, get, v+"/settings", admin, false, a.getSettings)
+	a.route(fa, put, v+"/settings/policy", admin, false, a.putPolicy)
+	a.route(fa, put, v+"/settings/catalogue", admin, false, a.putCatalogue)
+	a.route(fa, put, v+"/settings/bot-token", admin, false, a.putBotToken)
+	a.route(fa, put, v+"/settings/qvapay", admin, false, a.putQvaPay)
 }

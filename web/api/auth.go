@@ -64,7 +64,7 @@ func (a *api) authenticate(scope string) fiber.Handler {
 		tok = strings.TrimSpace(tok)
 		var p *principal
 		if strings.HasPrefix(tok, keyring.TokenPrefix) {
-			k, err := a.svc.AuthenticateAPIKey(c.UserContext(), tok)
+			k, err := a.apiKey(c.UserContext(), tok)
 			if err != nil {
 				a.m.tokenRefused.Inc()
 				return unauthorized(c, "The API key is unknown, revoked or expired.")
@@ -111,8 +111,10 @@ type tokenResponse struct {
 	MustChange   bool      `json:"must_change_password,omitempty"`
 }
 
-// login checks an admin's password (and TOTP code when enrolled) and
-// starts a refresh family. Failures are slowed per address and username,
+// login checks an admin's password and, when enrolled, a TOTP code (the
+// service refuses a code that already let someone in, here or in the
+// panel) or a recovery code (spent by using it), and starts a refresh
+// family. Failures are slowed per address and username,
 // counted, and logged with the seed's fields.
 func (a *api) login(c *fiber.Ctx) error {
 	var in loginRequest
@@ -124,18 +126,26 @@ func (a *api) login(c *fiber.Ctx) error {
 		a.m.rateLimited.Inc()
 		return tooMany(c, wait, "Too many failed logins; try again later.")
 	}
-	adm, err := a.svc.CheckAdminLogin(c.UserContext(), in.Username, in.Password, in.TOTP)
+	adm, err := a.svc.LoginAdmin(c.UserContext(), app.PanelActor(in.Username), in.Username, in.Password, in.TOTP)
 	if err != nil {
 		if !errors.Is(err, app.ErrUnauthorized) {
 			return err
 		}
 		a.logins.fail(ip, in.Username)
 		a.m.loginFailed.Inc()
+		secondFactor := errors.Is(err, app.ErrSecondFactor)
 		a.log.LogAttrs(c.UserContext(), slog.LevelWarn, "login_failed", slog.String("action", "auth.login"),
-			slog.String("details", "username="+truncate(in.Username, 64)+" second_factor="+boolText(errors.Is(err, app.ErrSecondFactor))),
+			slog.String("details", "username="+truncate(in.Username, 64)+" second_factor="+boolText(secondFactor)),
 			slog.String("ip", ip), slog.String("request_id", web.RequestID(c)))
+		// Into the audit trail too. The back-off above bounds how many of
+		// these writes a guesser can cause; a failed write does not change
+		// the answer.
+		if aerr := a.svc.RecordFailedLogin(c.UserContext(), app.LoginViaAPI, in.Username, ip, secondFactor); aerr != nil {
+			a.log.LogAttrs(c.UserContext(), slog.LevelError, "login_audit_failed", slog.String("action", "auth.login"),
+				slog.String("details", aerr.Error()))
+		}
 		if errors.Is(err, app.ErrSecondFactor) {
-			return unauthorized(c, "A valid TOTP code is required.")
+			return unauthorized(c, "A valid, unused TOTP code (or a recovery code) is required.")
 		}
 		return unauthorized(c, "Wrong username or password.")
 	}
@@ -173,22 +183,27 @@ func (a *api) refreshToken(c *fiber.Ctx) error {
 	if err := decodeBody(c, &in); err != nil {
 		return err
 	}
-	subject, fam, next, reused, ok := a.refresh.rotate(in.RefreshToken)
-	if reused {
+	rot, ok, err := a.refresh.rotate(in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	if rot.reused {
 		a.m.refreshReuse.Inc()
 		a.log.LogAttrs(c.UserContext(), slog.LevelWarn, "refresh_token_reused", slog.String("action", "auth.refresh"),
-			slog.String("details", "family revoked; username="+subject), slog.String("ip", c.IP()))
+			slog.String("details", "family revoked; username="+rot.subject), slog.String("ip", c.IP()))
 	}
 	if !ok {
 		a.m.tokenRefused.Inc()
 		return unauthorized(c, "The refresh token is invalid, expired or already used.")
 	}
-	adm, err := a.svc.Store().Admin(subject) // the login may have changed its password since
+	adm, err := a.svc.Store().Admin(rot.subject) // the login may have changed its password since
 	if err != nil {
-		a.refresh.revoke(next)
+		if _, rerr := a.refresh.revoke(rot.next); rerr != nil {
+			return rerr
+		}
 		return unauthorized(c, "The login no longer exists.")
 	}
-	return a.issue(c, subject, fam, next, adm.MustChange)
+	return a.issue(c, rot.subject, rot.family, rot.next, adm.MustChange)
 }
 
 // logout revokes the refresh token's family and its access tokens.
@@ -197,7 +212,11 @@ func (a *api) logout(c *fiber.Ctx) error {
 	if err := decodeBody(c, &in); err != nil {
 		return err
 	}
-	if !a.refresh.revoke(in.RefreshToken) {
+	known, err := a.refresh.revoke(in.RefreshToken)
+	if err != nil {
+		return err
+	}
+	if !known {
 		return unauthorized(c, "The refresh token is unknown.")
 	}
 	return c.SendStatus(fiber.StatusNoContent)
@@ -245,6 +264,8 @@ func (a *api) changePassword(c *fiber.Ctx) error {
 		}
 		return err
 	}
-	a.refresh.revokeSubject(p.admin, p.family)
+	if err := a.refresh.revokeSubject(p.admin, p.family); err != nil {
+		return err
+	}
 	return c.SendStatus(fiber.StatusNoContent)
 }

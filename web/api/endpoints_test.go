@@ -367,10 +367,10 @@ func TestIdempotency(t *testing.T) {
 func TestIdempotencyBounded(t *testing.T) {
 	t.Parallel()
 	c := &clock{}
-	s := newIdemStore(3, 10, c.Now)
+	s := newIdemStore(3, 10, c.Now, nil)
 	for i := 0; i < 5; i++ {
 		k := fmt.Sprint(i)
-		if s.begin(k, [32]byte{}) != nil {
+		if e, err := s.begin(k, [32]byte{}); e != nil || err != nil {
 			t.Fatal("fresh key found")
 		}
 		s.finish(k, &idemEntry{status: 201})
@@ -378,11 +378,11 @@ func TestIdempotencyBounded(t *testing.T) {
 	if len(s.m) > 3 {
 		t.Fatalf("%d entries kept, max 3", len(s.m))
 	}
-	if e := s.begin("4", [32]byte{}); e == nil || !e.done {
+	if e, _ := s.begin("4", [32]byte{}); e == nil || !e.done {
 		t.Fatal("newest entry forgotten")
 	}
 	c.Add(11)
-	if e := s.begin("4", [32]byte{}); e != nil {
+	if e, _ := s.begin("4", [32]byte{}); e != nil {
 		t.Fatal("entry outlived its window")
 	}
 }

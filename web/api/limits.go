@@ -107,10 +107,14 @@ func (a *api) limitKey(c *fiber.Ctx) error {
 	return c.Next()
 }
 
-// loginGuard slows password guessing: after free failed logins from an
-// address or for a username, each further attempt must wait 1 s, 2 s, 4 s …
-// (at most 15 minutes) after the previous failure. A success clears the
-// username's and the address's record. Node-local, in memory.
+// loginGuard slows password guessing: after free failed logins for a
+// username from one address, each further attempt must wait 1 s, 2 s, 4 s …
+// (at most 15 minutes) after the previous failure. An address guessing many
+// usernames, and a username guessed from many addresses, get the same
+// back-off after more failures (ipFreeFactor and userFreeFactor times free),
+// so a guesser spread over addresses cannot lock the real admin out
+// quickly. A success clears the pair's, the username's and the address's
+// record. Node-local, in memory.
 type loginGuard struct {
 	free int
 	now  func() time.Time
@@ -134,13 +138,24 @@ func newLoginGuard(free int, now func() time.Time) *loginGuard {
 	return &loginGuard{free: free, now: now, fails: map[string]*failures{}}
 }
 
-func (g *loginGuard) waitLocked(k string, now time.Time) time.Duration {
+// Free failures per address and per username, as multiples of the free
+// failures per (username, address).
+const (
+	ipFreeFactor   = 4
+	userFreeFactor = 10
+)
+
+func guardKeys(ip, user string) [3]string {
+	return [3]string{"pair:" + user + "\x00" + ip, "ip:" + ip, "user:" + user}
+}
+
+func (g *loginGuard) waitLocked(k string, free int, now time.Time) time.Duration {
 	f := g.fails[k]
-	if f == nil || f.n < g.free {
+	if f == nil || f.n < free {
 		return 0
 	}
 	wait := maxLoginWait
-	if shift := f.n - g.free; shift < 20 {
+	if shift := f.n - free; shift < 20 {
 		wait = min(time.Second<<shift, maxLoginWait)
 	}
 	return f.last.Add(wait).Sub(now)
@@ -151,7 +166,9 @@ func (g *loginGuard) check(ip, user string) time.Duration {
 	now := g.now()
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return max(g.waitLocked("ip:"+ip, now), g.waitLocked("user:"+user, now), 0)
+	k := guardKeys(ip, user)
+	return max(g.waitLocked(k[0], g.free, now), g.waitLocked(k[1], g.free*ipFreeFactor, now),
+		g.waitLocked(k[2], g.free*userFreeFactor, now), 0)
 }
 
 func (g *loginGuard) fail(ip, user string) {
@@ -165,7 +182,7 @@ func (g *loginGuard) fail(ip, user string) {
 			}
 		}
 	}
-	for _, k := range []string{"ip:" + ip, "user:" + user} {
+	for _, k := range guardKeys(ip, user) {
 		f := g.fails[k]
 		if f == nil || now.Sub(f.last) > loginForgetTime {
 			f = &failures{}
@@ -179,6 +196,7 @@ func (g *loginGuard) fail(ip, user string) {
 func (g *loginGuard) succeed(ip, user string) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	delete(g.fails, "ip:"+ip)
-	delete(g.fails, "user:"+user)
+	for _, k := range guardKeys(ip, user) {
+		delete(g.fails, k)
+	}
 }

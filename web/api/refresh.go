@@ -4,18 +4,29 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/usipipo/usipipo/store"
 )
 
-// refreshStore keeps refresh tokens and their families in memory (node
-// local; a restart logs every admin out — the store has no record for them
-// yet). A refresh token is used once: using it returns a new token of the
-// same family, and presenting a used token again revokes the whole family,
-// including the access tokens issued with it, since one of the two holders
-// is a thief.
+// refreshStore keeps refresh tokens and their families. A refresh token is
+// used once: using it returns a new token of the same family, and
+// presenting a used token again revokes the whole family, including the
+// access tokens issued with it, since one of the two holders is a thief.
+//
+// Every change is written through to the node-local telemetry bucket
+// store.APIRefresh before it takes effect, so logins (and the revocation
+// of a replayed family) survive a restart. Telemetry rather than domain
+// commands: these are a node's sessions, high-churn, with nothing to
+// audit or replicate; only SHA-256 hashes of the tokens are stored.
 type refreshStore struct {
 	now func() time.Time
+	st  *store.Store // nil: memory only
 
 	mu       sync.Mutex
 	tokens   map[[32]byte]*refreshToken // by SHA-256 of the token
@@ -23,22 +34,94 @@ type refreshStore struct {
 }
 
 type refreshToken struct {
-	family string
-	used   bool
-	exp    time.Time
+	Family string    `json:"f"`
+	Used   bool      `json:"u,omitempty"`
+	Exp    time.Time `json:"e"`
 }
 
 type family struct {
-	subject string
-	revoked bool
-	exp     time.Time // the family's absolute end: refresh never extends a login forever
+	Subject string    `json:"s"`
+	Revoked bool      `json:"r,omitempty"`
+	Exp     time.Time `json:"e"` // the family's absolute end: refresh never extends a login forever
 }
 
 // maxFamilies bounds memory; the oldest-ending family is dropped first.
 const maxFamilies = 10000
 
-func newRefreshStore(now func() time.Time) *refreshStore {
-	return &refreshStore{now: now, tokens: map[[32]byte]*refreshToken{}, families: map[string]*family{}}
+// Keys in store.APIRefresh.
+const (
+	famPrefix = "f:"
+	tokPrefix = "t:"
+)
+
+func tokKey(h [32]byte) string { return tokPrefix + hex.EncodeToString(h[:]) }
+
+func newRefreshStore(now func() time.Time, st *store.Store) *refreshStore {
+	return &refreshStore{now: now, st: st, tokens: map[[32]byte]*refreshToken{}, families: map[string]*family{}}
+}
+
+// load reads the persisted families and tokens, dropping expired ones.
+func (r *refreshStore) load() error {
+	if r.st == nil {
+		return nil
+	}
+	now := r.now()
+	gone := map[string][]byte{}
+	var bad error
+	err := r.st.ScanTelemetry(store.APIRefresh, "", func(k, v []byte) bool {
+		key := string(k)
+		switch {
+		case strings.HasPrefix(key, famPrefix):
+			var f family
+			if err := json.Unmarshal(v, &f); err != nil || !now.Before(f.Exp) {
+				gone[key] = nil
+				return true
+			}
+			r.families[key[len(famPrefix):]] = &f
+		case strings.HasPrefix(key, tokPrefix):
+			var t refreshToken
+			h, herr := hex.DecodeString(key[len(tokPrefix):])
+			if err := json.Unmarshal(v, &t); err != nil || herr != nil || len(h) != 32 || !now.Before(t.Exp) {
+				gone[key] = nil
+				return true
+			}
+			r.tokens[[32]byte(h)] = &t
+		default:
+			bad = fmt.Errorf("unknown refresh record %q", key)
+			return false
+		}
+		return true
+	})
+	if err == nil {
+		err = bad
+	}
+	if err != nil {
+		return fmt.Errorf("loading refresh tokens: %w", err)
+	}
+	if len(gone) > 0 {
+		return r.st.PutTelemetry(store.APIRefresh, gone)
+	}
+	return nil
+}
+
+// saveLocked writes records (nil values delete) before the caller changes
+// memory, so a failed write leaves both unchanged.
+func (r *refreshStore) saveLocked(values map[string][]byte) error {
+	if r.st == nil || len(values) == 0 {
+		return nil
+	}
+	if err := r.st.PutTelemetry(store.APIRefresh, values); err != nil {
+		return fmt.Errorf("saving refresh tokens: %w", err)
+	}
+	return nil
+}
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil { // plain structs of strings, bools and times
+		panic(err)
+	}
+	return b
 }
 
 func randomToken(n int) (string, error) {
@@ -58,20 +141,34 @@ func (r *refreshStore) start(subject string, ttl time.Duration) (fam, tok string
 		return "", "", err
 	}
 	now := r.now()
+	f := &family{Subject: subject, Exp: now.Add(ttl)}
+	t := &refreshToken{Family: fam, Exp: now.Add(ttl)}
+	h := sha256.Sum256([]byte(tok))
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.pruneLocked(now)
-	r.families[fam] = &family{subject: subject, exp: now.Add(ttl)}
-	r.tokens[sha256.Sum256([]byte(tok))] = &refreshToken{family: fam, exp: now.Add(ttl)}
+	if err := r.pruneLocked(now); err != nil {
+		return "", "", err
+	}
+	if err := r.saveLocked(map[string][]byte{famPrefix + fam: mustJSON(f), tokKey(h): mustJSON(t)}); err != nil {
+		return "", "", err
+	}
+	r.families[fam] = f
+	r.tokens[h] = t
 	return fam, tok, nil
 }
 
-// rotate spends tok and returns the next token of its family. reused
-// reports a token presented a second time (its family is now revoked).
-func (r *refreshStore) rotate(tok string) (subject, fam, next string, reused bool, ok bool) {
+// rotation is the outcome of rotate.
+type rotation struct {
+	subject, family, next string
+	reused                bool // a spent token came back: its family is now revoked
+}
+
+// rotate spends tok and returns the next token of its family; ok is false
+// for an unknown, expired, revoked or reused token.
+func (r *refreshStore) rotate(tok string) (rot rotation, ok bool, err error) {
 	next, err := randomToken(32)
 	if err != nil {
-		return "", "", "", false, false
+		return rot, false, err
 	}
 	now := r.now()
 	h := sha256.Sum256([]byte(tok))
@@ -79,34 +176,60 @@ func (r *refreshStore) rotate(tok string) (subject, fam, next string, reused boo
 	defer r.mu.Unlock()
 	t := r.tokens[h]
 	if t == nil {
-		return "", "", "", false, false
+		return rot, false, nil
 	}
-	f := r.families[t.family]
-	if f == nil || f.revoked || !now.Before(t.exp) || !now.Before(f.exp) {
-		return "", "", "", false, false
+	f := r.families[t.Family]
+	if f == nil || f.Revoked || !now.Before(t.Exp) || !now.Before(f.Exp) {
+		return rot, false, nil
 	}
-	if t.used {
-		f.revoked = true
-		return f.subject, t.family, "", true, false
+	rot.subject, rot.family = f.Subject, t.Family
+	if t.Used {
+		revoked := *f
+		revoked.Revoked = true
+		if err := r.saveLocked(map[string][]byte{famPrefix + t.Family: mustJSON(&revoked)}); err != nil {
+			return rot, false, err
+		}
+		f.Revoked = true
+		rot.reused = true
+		return rot, false, nil
 	}
-	t.used = true
-	r.tokens[sha256.Sum256([]byte(next))] = &refreshToken{family: t.family, exp: f.exp}
-	return f.subject, t.family, next, false, true
+	spent := *t
+	spent.Used = true
+	nt := &refreshToken{Family: t.Family, Exp: f.Exp}
+	nh := sha256.Sum256([]byte(next))
+	if err := r.saveLocked(map[string][]byte{tokKey(h): mustJSON(&spent), tokKey(nh): mustJSON(nt)}); err != nil {
+		return rotation{}, false, err
+	}
+	t.Used = true
+	r.tokens[nh] = nt
+	rot.next = next
+	return rot, true, nil
 }
 
 // revoke ends the family of tok (logout). It reports whether tok was known.
-func (r *refreshStore) revoke(tok string) bool {
+func (r *refreshStore) revoke(tok string) (bool, error) {
 	h := sha256.Sum256([]byte(tok))
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	t := r.tokens[h]
 	if t == nil {
-		return false
+		return false, nil
 	}
-	if f := r.families[t.family]; f != nil {
-		f.revoked = true
+	return true, r.revokeLocked(t.Family)
+}
+
+func (r *refreshStore) revokeLocked(fam string) error {
+	f := r.families[fam]
+	if f == nil || f.Revoked {
+		return nil
 	}
-	return true
+	revoked := *f
+	revoked.Revoked = true
+	if err := r.saveLocked(map[string][]byte{famPrefix + fam: mustJSON(&revoked)}); err != nil {
+		return err
+	}
+	f.Revoked = true
+	return nil
 }
 
 // live reports whether access tokens of family fam may still be used.
@@ -114,43 +237,61 @@ func (r *refreshStore) live(fam string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := r.families[fam]
-	return f != nil && !f.revoked
+	return f != nil && !f.Revoked
 }
 
 // pruneLocked drops expired tokens and families, and the oldest families
-// beyond maxFamilies.
-func (r *refreshStore) pruneLocked(now time.Time) {
+// beyond maxFamilies, from memory and from the store.
+func (r *refreshStore) pruneLocked(now time.Time) error {
 	if len(r.families) < maxFamilies/2 && len(r.tokens) < maxFamilies*4 {
-		return
+		return nil
 	}
+	gone := map[string][]byte{}
 	for id, f := range r.families {
-		if !now.Before(f.exp) {
-			delete(r.families, id)
+		if !now.Before(f.Exp) {
+			gone[famPrefix+id] = nil
 		}
 	}
-	for len(r.families) >= maxFamilies {
+	for len(r.families)-len(gone) >= maxFamilies {
 		var oldest string
 		for id, f := range r.families {
-			if oldest == "" || f.exp.Before(r.families[oldest].exp) {
+			if _, dropped := gone[famPrefix+id]; !dropped && (oldest == "" || f.Exp.Before(r.families[oldest].Exp)) {
 				oldest = id
 			}
 		}
-		delete(r.families, oldest)
+		gone[famPrefix+oldest] = nil
 	}
 	for h, t := range r.tokens {
-		if _, ok := r.families[t.family]; !ok || !now.Before(t.exp) {
+		if _, dropped := gone[famPrefix+t.Family]; dropped || r.families[t.Family] == nil || !now.Before(t.Exp) {
+			gone[tokKey(h)] = nil
+		}
+	}
+	if err := r.saveLocked(gone); err != nil {
+		return err
+	}
+	for k := range gone {
+		if id, ok := strings.CutPrefix(k, famPrefix); ok {
+			delete(r.families, id)
+		}
+	}
+	for h := range r.tokens {
+		if _, dropped := gone[tokKey(h)]; dropped {
 			delete(r.tokens, h)
 		}
 	}
+	return nil
 }
 
 // revokeSubject ends every family of subject except keep.
-func (r *refreshStore) revokeSubject(subject, keep string) {
+func (r *refreshStore) revokeSubject(subject, keep string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for id, f := range r.families {
-		if f.subject == subject && id != keep {
-			f.revoked = true
+		if f.Subject == subject && id != keep && !f.Revoked {
+			if err := r.revokeLocked(id); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }

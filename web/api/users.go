@@ -257,13 +257,7 @@ func (a *api) createPlan(c *fiber.Ctx) error {
 	if err := decodeBody(c, &in); err != nil {
 		return err
 	}
-	spec := app.PlanSpec{Name: in.Name, DurationDays: in.DurationDays, DataCapBytes: in.DataCapBytes,
-		SpeedBps: in.SpeedBps, ThrottleBps: in.ThrottleBps, MaxKeys: in.MaxKeys, MaxConns: in.MaxConns,
-		PriceStars: in.PriceStars, PriceUSDCents: in.PriceUSDCents, Inactive: in.Inactive}
-	for _, p := range in.Protocols {
-		spec.Protocols = append(spec.Protocols, keyType(p))
-	}
-	plan, err := a.svc.PutPlan(c.UserContext(), principalOf(c).actor, spec)
+	plan, err := a.svc.PutPlan(c.UserContext(), principalOf(c).actor, in.spec(""))
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ schemas={
  "Subscription": obj({"id":S,"user_id":S,"plan_id":S},["id"]),
  "Key": obj({"id":S,"version":I,"user_id":S,"type":{"type":"string","enum":["wireguard","outline"]},"name":S,"status":S,"limits":{"type":"object"},"public":S,"addr_v4":S,"addr_v6":S,"created":T},["id","version","user_id","type","status"]),
  "Proxy": obj({"id":S,"version":I,"user_id":S,"status":S,"limits":{"type":"object"},"created":T},["id","version","user_id","status"]),
- "ClientConfig": obj({"id":S,"type":S,"filename":S,"text":S,"link":S},["id","type","text"]),
+ "ClientConfig": obj({"id":S,"type":S,"filename":S,"text":S,"link":S,"dynamic":{"type":"string","description":"an Outline key's ssconf:// dynamic access key URL, when the public listener is on"}},["id","type","text"]),
  "KeyWithConfig": obj({"key":{"type":"object"},"config":ref("ClientConfig")},["key","config"]),
  "APIKey": obj({"id":S,"version":I,"name":S,"scopes":{"type":"array","nullable":True,"items":S},"created":T,"expires_at":T,"revoked":B},["id"]),
  "NewAPIKey": obj({"key":ref("APIKey"),"token":{"type":"string","pattern":"^usp_"}},["key","token"]),
@@ -27,8 +27,24 @@ schemas={
  "Tokens": obj({"access_token":S,"token_type":{"type":"string","enum":["Bearer"]},"expires_in":I,"expires_at":T,"refresh_token":S,"must_change_password":B},["access_token","token_type","expires_in","refresh_token"]),
  "Health": obj({"status":S,"node":S,"time":T},["status"]),
  "Export": {"type":"object","properties":{"user":ref("User")},"required":["user"]},
+ "Payment": obj({"id":S,"version":I,"user_id":S,"provider":S,"provider_charge_id":S,"amount":I,"currency":S,"status":{"type":"string","enum":["pending","paid","refunded","failed","expired"]},"product":obj({"kind":S,"ref_id":S,"months":I,"qty":I}),"created":T,"paid_at":T,"refunded_at":T},["id","version","user_id","provider","amount","currency","status","created"]),
+ "TicketMessage": obj({"from":{"type":"string","description":"the user's id, or admin:<name>"},"text":S,"at":T},["from","text","at"]),
+ "Ticket": obj({"id":S,"user_id":S,"version":I,"status":{"type":"string","enum":["open","closed"]},"subject":S,"messages":{"type":"array","items":ref("TicketMessage")},"created":T,"updated":T},["id","user_id","version","status","subject","messages"]),
+ "Policy": obj({"trials_enabled":B,"trial_days":I,"trial_data_bytes":I,"trial_speed_bps":I,"trial_protocols":{"type":"array","nullable":True,"items":{"type":"string","enum":["wireguard","outline","mtproto"]}},"referral_credits":I,"max_conns_default":I,"outline_prefix":S},["trials_enabled","trial_days"]),
+ "Catalogue": {"type":"object","description":"what is sold besides plans, and the selling rules (app/pay Catalogue)","properties":{"discounts":{"type":"array","nullable":True,"items":{"type":"object"}},"max_months":I,"data_packages":{"type":"array","nullable":True,"items":{"type":"object"}},"slot":{"type":"object"},"max_slots":I,"credit_packages":{"type":"array","nullable":True,"items":{"type":"object"}},"max_open_invoices":I,"invoice_ttl_minutes":I,"refunds_to_block":I,"trial_like_max_days":I}},
+ "Settings": obj({"policy":ref("Policy"),"catalogue":ref("Catalogue"),"secrets":{"type":"object","description":"write-only secrets: only whether each is set","additionalProperties":obj({"set":B},["set"])}},["policy","secrets"]),
+ "DayStat": obj({"day":{"type":"string","format":"date"},"revenue_stars":I,"revenue_usd_cents":I,"bytes_in":I,"bytes_out":I,"new_users":I},["day","revenue_stars","revenue_usd_cents","bytes_in","bytes_out","new_users"]),
+ "Stats": obj({"users":I,"active_users":I,"active_keys":{"type":"object","additionalProperties":I},"active_proxies":I,"days":{"type":"array","items":ref("DayStat")}},["users","active_users","active_keys","active_proxies","days"]),
+ "BroadcastSegment": obj({"language":{"type":"string","enum":["es","en"]},"active_only":B,"plan_id":S}),
+ "Broadcast": obj({"id":S,"actor":S,"state":{"type":"string","enum":["queued","running","done","cancelled"]},"segment":ref("BroadcastSegment"),"text":S,"created":T,"finished":T,"sent":I,"blocked":I,"failed":I,"in_flight":I},["id","state","sent","blocked","failed","in_flight"]),
  # requests
- "LoginRequest": obj({"username":S,"password":S,"totp":{"type":"string","description":"6-digit TOTP code, when enrolled"}},["username","password"]),
+ "OpenTicketRequest": obj({"user_id":S,"subject":{"type":"string","maxLength":200},"text":{"type":"string","maxLength":4000}},["user_id","text"]),
+ "ReplyRequest": obj({"text":{"type":"string","maxLength":4000},"as_user":{"type":"boolean","description":"relay a message from the ticket's user instead of replying as the operator"}},["text"]),
+ "RefundRequest": obj({"refund_id":{"type":"string","description":"reference of a refund made outside the node; not needed for Stars payments"}}),
+ "BotTokenRequest": obj({"token":S},["token"]),
+ "QvaPayRequest": obj({"app_id":S,"secret":S},["app_id","secret"]),
+ "BroadcastRequest": obj({"text":{"type":"string","maxLength":4096},"segment":ref("BroadcastSegment")},["text"]),
+ "LoginRequest": obj({"username":S,"password":S,"totp":{"type":"string","description":"When TOTP is enrolled: a current 6-digit code (each accepted code works once) or one of the recovery codes (spent by using it)"}},["username","password"]),
  "PasswordRequest": obj({"current_password":S,"new_password":{"type":"string","minLength":12}},["current_password","new_password"]),
  "RefreshRequest": obj({"refresh_token":S},["refresh_token"]),
  "CreateUserRequest": obj({"telegram_id":I,"username":S,"first_name":S,"last_name":S,"language":S,"referral_code":S}),
@@ -40,11 +56,13 @@ schemas={
  "CreateKeyRequest": obj({"user_id":S,"type":{"type":"string","enum":["wireguard","outline"]},"name":S,"trial":B,"grant":{"type":"boolean","description":"outside the plan with limits; needs the admin scope"},"limits":{"type":"object"}},["user_id","type"]),
  "VPNCreateRequest": obj({"user_id":S,"vpn_type":{"type":"string","enum":["wireguard","outline"]},"is_trial":B},["user_id","vpn_type"]),
  "CreateProxyRequest": obj({"user_id":S,"trial":B,"grant":B,"limits":{"type":"object"}},["user_id"]),
+ "FreeProxy": obj({"server":S,"port":I,"method":S,"password":S,"remarks":S,"country":{"type":"string","description":"ISO 3166 alpha-2, when the list knows it"},"latency_ms":{"type":"number"},"check":{"type":"string","enum":["shadowsocks","tcp"]},"checked_at":T,"config":ref("ClientConfig")},["server","port","method","password","latency_ms","check","config"]),
+ "FreeProxyList": obj({"items":{"type":"array","items":ref("FreeProxy")}},["items"]),
  "CreateAPIKeyRequest": obj({"name":S,"scopes":{"type":"array","items":{"type":"string","enum":["read","write","admin"]}},"expires_at":T},["name","scopes"]),
 }
 def listof(n):
     return {"type":"object","required":["items","next"],"properties":{"items":{"type":"array","items":ref(n)},"next":{"type":"string","description":"cursor of the next page; empty at the end"}}}
-for n in ["User","Plan","Subscription","Key","Proxy","APIKey","CreditEntry","AuditEntry"]:
+for n in ["User","Plan","Subscription","Key","Proxy","APIKey","CreditEntry","AuditEntry","Payment","Ticket"]:
     schemas[n+"List"]=listof(n)
 
 def problem(code, desc):
@@ -125,6 +143,9 @@ paths[v+"/keys/{id}/revoke"]["post"]["requestBody"]={"required":False,"content":
 add(v+"/vpn/create","post",op("keys","The seed's call: create a VPN key for a user","write",ok("201","Key and its client configuration","KeyWithConfig"),body="VPNCreateRequest",creates=True))
 add(v+"/proxies","get",op("proxies","List MTProto secrets (filter: user_id)","read",ok("200","A page","ProxyList",True),params=pageParams+[{"name":"user_id","in":"query","schema":S}],read=True))
 add(v+"/proxies","post",op("proxies","Issue an MTProto secret","write",ok("201","Secret and its links","KeyWithConfig"),body="CreateProxyRequest",creates=True))
+add(v+"/proxies/free","get",op("proxies","Working free Shadowsocks proxies from Shadowmere, checked by the node, fastest first (409 when the node has no --shadowmere-url)","read",ok("200","Proxies with their ss:// URLs","FreeProxyList",True),params=[
+  {"name":"country","in":"query","schema":{"type":"string","pattern":"^[A-Za-z]{2}$"},"description":"ISO 3166 alpha-2 code"},
+  {"name":"limit","in":"query","schema":{"type":"integer","minimum":1,"maximum":50},"description":"default 10"}],read=True))
 add(v+"/proxies/{id}","get",op("proxies","Get an MTProto secret","read",ok("200","Proxy","Proxy",True),params=[idParam],read=True))
 add(v+"/proxies/{id}/link","get",op("proxies","tg://proxy and t.me links","read",ok("200","Links","ClientConfig",True),params=[idParam],read=True))
 add(v+"/proxies/{id}/revoke","post",op("proxies","Revoke an MTProto secret","write",ok("200","Proxy","Proxy"),params=[idParam]))
@@ -133,6 +154,28 @@ add(v+"/apikeys","get",op("apikeys","List API keys","admin",ok("200","A page","A
 add(v+"/apikeys","post",op("apikeys","Create an API key (the token is shown once)","admin",ok("201","Key and token","NewAPIKey"),body="CreateAPIKeyRequest",creates=True))
 add(v+"/apikeys/{id}","delete",op("apikeys","Revoke an API key","admin",nocontent,params=[idParam]))
 add(v+"/audit","get",op("audit","Audit log, newest first (filters: user_id, action with user_id)","admin",ok("200","A page","AuditEntryList",True),params=pageParams+[{"name":"user_id","in":"query","schema":S},{"name":"action","in":"query","schema":S}],read=True))
+add(v+"/stats","get",op("stats","Users, active keys and, per UTC day, revenue, traffic and new users","read",ok("200","Stats","Stats",True),params=[{"name":"days","in":"query","schema":{"type":"integer","minimum":1,"maximum":366},"description":"days in the series, today included (default 30)"}],read=True))
+add(v+"/plans/{id}","get",op("plans","Get a plan","read",ok("200","Plan","Plan",True),params=[idParam],read=True))
+add(v+"/plans/{id}","put",op("plans","Replace a plan (prices, limits, inactive to retire it)","admin",ok("200","Plan","Plan"),params=[idParam],body="PlanRequest"))
+add(v+"/payments","get",op("payments","List payments: a user's newest first, or all (filters: user_id, status, provider)","admin",ok("200","A page","PaymentList",True),params=pageParams+[
+  {"name":"user_id","in":"query","schema":S},{"name":"status","in":"query","schema":{"type":"string","enum":["pending","paid","refunded","failed","expired"]}},{"name":"provider","in":"query","schema":S}],read=True))
+add(v+"/payments/{id}","get",op("payments","Get a payment","admin",ok("200","Payment","Payment",True),params=[idParam],read=True))
+add(v+"/payments/{id}/refund","post",op("payments","Refund a payment (Stars through Telegram; others record a refund_id) and reverse its grant","admin",ok("200","The refunded payment","Payment"),params=[idParam],extra=["502","503"]))
+paths[v+"/payments/{id}/refund"]["post"]["requestBody"]={"required":False,"content":{"application/json":{"schema":ref("RefundRequest")}}}
+ticketStatus={"name":"status","in":"query","schema":{"type":"string","enum":["open","closed"]},"description":"default open; ignored with user_id"}
+add(v+"/tickets","get",op("tickets","List tickets by status, or a user's","read",ok("200","A page","TicketList",True),params=pageParams+[ticketStatus,{"name":"user_id","in":"query","schema":S}],read=True))
+add(v+"/tickets","post",op("tickets","Open a ticket for a user","write",ok("201","Ticket","Ticket"),body="OpenTicketRequest",creates=True))
+add(v+"/tickets/{id}","get",op("tickets","Get a ticket","read",ok("200","Ticket","Ticket",True),params=[idParam],read=True))
+add(v+"/tickets/{id}/replies","post",op("tickets","Reply to a ticket (as the operator, or relaying the user)","write",ok("201","Ticket","Ticket"),params=[idParam],body="ReplyRequest",creates=True))
+add(v+"/tickets/{id}/close","post",op("tickets","Close a ticket","write",ok("200","Ticket","Ticket"),params=[idParam]))
+add(v+"/tickets/{id}/reopen","post",op("tickets","Reopen a ticket","write",ok("200","Ticket","Ticket"),params=[idParam]))
+add(v+"/broadcasts","post",op("broadcasts","Queue a message to a segment of users","admin",{"202":jsonresp("Queued",ref("Broadcast"))},body="BroadcastRequest",creates=True,extra=["503"]))
+add(v+"/broadcasts/{id}","get",op("broadcasts","A broadcast's progress","admin",ok("200","Broadcast","Broadcast"),params=[idParam],extra=["503"]))
+add(v+"/settings","get",op("settings","Policy, catalogue, and which write-only secrets are set","admin",ok("200","Settings","Settings",True),read=True))
+add(v+"/settings/policy","put",op("settings","Replace the policy (trials, referral credits, defaults)","admin",ok("200","Policy","Policy"),body="Policy"))
+add(v+"/settings/catalogue","put",op("settings","Replace the catalogue (packages, discounts, anti-fraud rules)","admin",ok("200","Catalogue","Catalogue"),body="Catalogue",extra=["503"]))
+add(v+"/settings/bot-token","put",op("settings","Set the Telegram bot token (write-only; used from the next start when --bot-token is not given)","admin",nocontent,body="BotTokenRequest"))
+add(v+"/settings/qvapay","put",op("settings","Set the QvaPay app id and secret (write-only)","admin",nocontent,body="QvaPayRequest",extra=["503"]))
 add("/api/openapi.json","get",op("docs","This document",None,{"200":{"description":"OpenAPI 3 document","content":{"application/json":{"schema":{"type":"object"}}}}}))
 add("/api/docs","get",op("docs","Docs page",None,{"200":{"description":"HTML","content":{"text/html":{"schema":S}}}}))
 add("/api/docs/docs.js","get",op("docs","Docs page script",None,{"200":{"description":"JavaScript","content":{"text/javascript":{"schema":S}}}}))

@@ -1,0 +1,143 @@
+package panel
+
+import (
+	"errors"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/gofiber/fiber/v2"
+
+	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/web"
+)
+
+type loginData struct {
+	Username string
+	Error    string
+}
+
+func (p *panel) loginPage(c *fiber.Ctx) error {
+	if ss := p.current(c); ss != nil && ss.admin != "" {
+		return p.redirect(c, "/dashboard")
+	}
+	return p.page(c, "login", "Log in", loginData{})
+}
+
+// login checks the password and the second factor. Failures are slowed
+// per address and username, logged and audited; a success replaces the
+// login form's session with a new one (no session fixation).
+func (p *panel) login(c *fiber.Ctx) error {
+	user := strings.TrimSpace(c.FormValue("username"))
+	pw, code := c.FormValue("password"), strings.TrimSpace(c.FormValue("code"))
+	ip := c.IP()
+	if wait := p.guard.check(ip, user); wait > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return p.page(c.Status(fiber.StatusTooManyRequests), "login", "Log in",
+			loginData{Username: user, Error: "Too many failed logins. Wait " + wait.Round(1e9).String() + " and try again."})
+	}
+	adm, err := p.svc.LoginAdmin(c.UserContext(), app.PanelActor(user), user, pw, code)
+	if err == nil && p.codes.spent(user, code) {
+		err = app.ErrSecondFactor // a replayed code: right password, second factor refused
+	}
+	if err != nil {
+		if !errors.Is(err, app.ErrUnauthorized) {
+			return p.fail(c, err)
+		}
+		second := errors.Is(err, app.ErrSecondFactor)
+		p.guard.fail(ip, user)
+		p.log.LogAttrs(c.UserContext(), slog.LevelWarn, "login_failed", slog.String("action", "panel.login"),
+			slog.String("details", "username="+truncate(user, 64)+" second_factor="+strconv.FormatBool(second)),
+			slog.String("ip", ip), slog.String("request_id", web.RequestID(c)))
+		if aerr := p.svc.RecordFailedLogin(c.UserContext(), app.LoginViaPanel, user, ip, second); aerr != nil {
+			p.log.Error("login_audit_failed", "error", aerr.Error())
+		}
+		msg := "Wrong username or password."
+		if second {
+			msg = "A valid authenticator code (or recovery code) is required."
+		}
+		return p.page(c.Status(fiber.StatusUnauthorized), "login", "Log in", loginData{Username: user, Error: msg})
+	}
+	p.guard.succeed(ip, user)
+	if enrolled, _, err := p.svc.TOTPStatus(c.UserContext(), adm.Username); err == nil && enrolled {
+		p.codes.use(user, code)
+	}
+	if old := p.current(c); old != nil {
+		if err := p.sess.drop(old.key); err != nil {
+			return err
+		}
+	}
+	ss, tok, err := p.sess.create(adm.Username, adm.MustChange)
+	if err != nil {
+		return err
+	}
+	p.setCookie(c, tok, 0)
+	c.Locals(localSession, ss)
+	p.log.LogAttrs(c.UserContext(), slog.LevelInfo, "login", slog.String("action", "panel.login"),
+		slog.String("details", "username="+adm.Username), slog.String("ip", ip))
+	if adm.MustChange {
+		return p.redirect(c, "/password")
+	}
+	return p.redirect(c, "/dashboard")
+}
+
+func (p *panel) logout(c *fiber.Ctx) error {
+	if ss := p.current(c); ss != nil {
+		if err := p.sess.drop(ss.key); err != nil {
+			return err // still logged in: say so rather than pretend
+		}
+	}
+	p.clearCookie(c)
+	return p.redirect(c, "/login")
+}
+
+type passwordData struct {
+	MustChange bool
+	Error      string
+	Min        int
+}
+
+func (p *panel) passwordPage(c *fiber.Ctx) error {
+	return p.page(c, "password", "Change password", passwordData{MustChange: p.current(c).mustChange, Min: app.MinAdminPassword})
+}
+
+// changePassword sets a new password and ends the admin's other sessions.
+func (p *panel) changePassword(c *fiber.Ctx) error {
+	ss := p.current(c)
+	cur, next := c.FormValue("current"), c.FormValue("new")
+	if next != c.FormValue("repeat") {
+		return p.page(c.Status(fiber.StatusUnprocessableEntity), "password", "Change password",
+			passwordData{MustChange: ss.mustChange, Error: "The new passwords differ.", Min: app.MinAdminPassword})
+	}
+	if wait := p.guard.check(c.IP(), ss.admin); wait > 0 {
+		c.Set(fiber.HeaderRetryAfter, strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+		return p.page(c.Status(fiber.StatusTooManyRequests), "password", "Change password",
+			passwordData{MustChange: ss.mustChange, Error: "Too many wrong passwords; try again later.", Min: app.MinAdminPassword})
+	}
+	err := p.svc.ChangeAdminPassword(c.UserContext(), app.PanelActor(ss.admin), ss.admin, cur, next)
+	if err != nil {
+		msg := err.Error()
+		if errors.Is(err, app.ErrUnauthorized) {
+			p.guard.fail(c.IP(), ss.admin) // guessing with a stolen session is slowed too
+			msg = "The current password is wrong."
+		}
+		return p.page(c.Status(fiber.StatusUnprocessableEntity), "password", "Change password",
+			passwordData{MustChange: ss.mustChange, Error: msg, Min: app.MinAdminPassword})
+	}
+	if err := p.sess.dropAdmin(ss.admin, ss.key); err != nil {
+		return err
+	}
+	if err := p.sess.clearMustChange(ss.key); err != nil {
+		return err
+	}
+	p.flash(c, "Password changed. Other sessions of "+ss.admin+" were logged out.")
+	return p.redirect(c, "/dashboard")
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
