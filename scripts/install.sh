@@ -237,6 +237,7 @@ start_service() {
 		DONE="$DONE enabled"
 	fi
 	if [ "$UPGRADE" = 1 ] && $SYSTEMCTL is-active --quiet "$UNIT_NAME"; then
+		if upgrade_in_place; then return 0; fi
 		DONE="$DONE restarted"
 		$SYSTEMCTL restart "$UNIT_NAME" || die "the new version failed to start; the previous one is restored (journalctl -u usipipo)"
 	else
@@ -244,6 +245,37 @@ start_service() {
 		$SYSTEMCTL start "$UNIT_NAME" || die "usipipo failed to start (journalctl -u usipipo)"
 	fi
 	$SYSTEMCTL is-active --quiet "$UNIT_NAME" || die "usipipo is not running after start (journalctl -u usipipo)"
+}
+
+# upgrade_in_place hands a running node over to the new binary with
+# `usipipo upgrade`: its sockets, store and systemd's main pid move to the new
+# process and established connections are kept. It returns 1 when a restart
+# is needed instead: no node answers on the admin socket, the unit changed
+# (its settings apply only to a process systemd starts), or the node refuses
+# to hand over (exit status 3: nothing was started). A new
+# binary that fails to take over leaves the old process serving; the
+# rollback then puts the old binary back, and nothing restarts.
+upgrade_in_place() {
+	if [ -f "$UNIT.old" ] && ! cmp -s "$UNIT.old" "$UNIT"; then
+		say "the systemd unit changed: restarting the service to apply it"
+		return 1
+	fi
+	if ! "$BIN" status --data "$DATA" >/dev/null 2>&1; then
+		say "no node answers on $DATA/admin.sock: restarting the service"
+		return 1
+	fi
+	say "handing the running node over to $NEW_VERSION without a restart"
+	rc=0
+	"$BIN" upgrade --data "$DATA" --binary "$BIN" || rc=$?
+	case $rc in
+	0) say "upgraded in place: open connections are kept" ;;
+	3)
+		# Refused before anything started (say, an upgrade in progress).
+		say "the node cannot be upgraded in place: restarting the service"
+		return 1
+		;;
+	*) die "the new version failed to take over; the previous one keeps serving (journalctl -u usipipo)" ;;
+	esac
 }
 
 next_steps() {
