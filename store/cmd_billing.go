@@ -47,6 +47,8 @@ type GrantPlan struct {
 	Months int    `json:"months,omitempty"`
 	Days   int    `json:"days,omitempty"`
 	Source string `json:"source"`
+	// Once, when set, applies the command at most once per key (see bOnce).
+	Once string `json:"once,omitempty"`
 }
 
 // Kind implements Command.
@@ -54,6 +56,10 @@ func (GrantPlan) Kind() string        { return "plan.grant/1" }
 func (c GrantPlan) auditUser() string { return c.UserID }
 
 func (c GrantPlan) plan(v *view, m Meta) (mutation, error) {
+	return once(v, c.Once, c.SubID, func() (mutation, error) { return c.planOnce(v, m) })
+}
+
+func (c GrantPlan) planOnce(v *view, m Meta) (mutation, error) {
 	mut, err := planGrant(v, m, c)
 	if err != nil {
 		return nil, err

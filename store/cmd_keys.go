@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/usipipo/usipipo/store/model"
 )
@@ -34,6 +35,14 @@ type CreateKey struct {
 	Public string        `json:"public,omitempty"`
 	AddrV4 string        `json:"addr_v4,omitempty"`
 	AddrV6 string        `json:"addr_v6,omitempty"`
+	// Dynamic and DynHash: an Outline key's sealed ssconf:// token and its
+	// hex SHA-256 (both or neither).
+	Dynamic model.Sealed `json:"dynamic,omitempty"`
+	DynHash string       `json:"dyn_hash,omitempty"`
+	// TrialBudget caps the trials the node grants per UTC day (0: none).
+	TrialBudget int `json:"trial_budget,omitempty"`
+	// Once, when set, applies the command at most once per key (see bOnce).
+	Once string `json:"once,omitempty"`
 }
 
 // Kind implements Command.
@@ -41,6 +50,10 @@ func (CreateKey) Kind() string        { return "key.create/1" }
 func (c CreateKey) auditUser() string { return c.UserID }
 
 func (c CreateKey) plan(v *view, m Meta) (mutation, error) {
+	return once(v, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
+}
+
+func (c CreateKey) planOnce(v *view, m Meta) (mutation, error) {
 	if !model.ValidID(c.ID) || (c.Type != model.WireGuard && c.Type != model.Outline) || len(c.Secret) == 0 {
 		return nil, fmt.Errorf("key id, type and secret are required: %w", model.ErrInvalid)
 	}
@@ -56,14 +69,27 @@ func (c CreateKey) plan(v *view, m Meta) (mutation, error) {
 			return nil, fmt.Errorf("address %s: %w", a, model.ErrExists)
 		}
 	}
+	if err := checkDynamic(v, c.ID, c.Dynamic, c.DynHash); err != nil {
+		return nil, err
+	}
+	if c.DynHash != "" && c.Type != model.Outline {
+		return nil, fmt.Errorf("only Outline keys have dynamic tokens: %w", model.ErrInvalid)
+	}
 	limits, subID, err := grantLimits(v, u, c.Type, c.Grant, c.Limits, m)
 	if err != nil {
 		return nil, err
 	}
+	count, err := trialCount(v, m, c.Grant, c.TrialBudget)
+	if err != nil {
+		return nil, err
+	}
 	return func(w *writer) error {
+		if err := count(w); err != nil {
+			return err
+		}
 		k := &model.Key{ID: c.ID, UserID: c.UserID, Type: c.Type, Node: c.Node, Name: c.Name, Status: model.KeyActive,
 			Trial: c.Grant == ByTrial, SubID: subID, Limits: limits, Secret: c.Secret, Public: c.Public,
-			AddrV4: c.AddrV4, AddrV6: c.AddrV6, Created: m.At, Updated: m.At}
+			AddrV4: c.AddrV4, AddrV6: c.AddrV6, Dynamic: c.Dynamic, DynHash: c.DynHash, Created: m.At, Updated: m.At}
 		if c.Grant == ByTrial {
 			u.TrialsUsed = append(u.TrialsUsed, c.Type)
 			u.Updated = m.At
@@ -73,6 +99,24 @@ func (c CreateKey) plan(v *view, m Meta) (mutation, error) {
 		}
 		return put(w, keys, k)
 	}, nil
+}
+
+// checkDynamic checks a key's dynamic token: sealed token and hash given
+// together, the hash 64 hex digits and not another key's.
+func checkDynamic(v *view, keyID string, sealed model.Sealed, hash string) error {
+	if (len(sealed) == 0) != (hash == "") {
+		return fmt.Errorf("dynamic token and its hash go together: %w", model.ErrInvalid)
+	}
+	if hash == "" {
+		return nil
+	}
+	if len(hash) != 64 || strings.Trim(hash, "0123456789abcdef") != "" {
+		return fmt.Errorf("dynamic token hash: %w", model.ErrInvalid)
+	}
+	if id := v.bucket(iKeysDynamic).Get(str(hash)); id != nil && string(id) != keyID {
+		return fmt.Errorf("dynamic token: %w", model.ErrExists)
+	}
+	return nil
 }
 
 // customer loads a user who may receive credentials.
@@ -210,25 +254,40 @@ func statusChange(from, to model.KeyStatus) error {
 
 // UpdateKey renames a key, replaces its limits, or rotates its secret (a new
 // keypair with the same tunnel addresses; the old one stops at once because
-// the data plane is handed the new public key).
+// the data plane is handed the new public key), or gives an Outline key a
+// dynamic token (keys created before tokens existed; a rotation keeps it).
 type UpdateKey struct {
-	KeyID  string        `json:"key_id"`
-	Name   string        `json:"name,omitempty"`
-	Limits *model.Limits `json:"limits,omitempty"`
-	Secret model.Sealed  `json:"secret,omitempty"`
-	Public string        `json:"public,omitempty"`
+	KeyID   string        `json:"key_id"`
+	Name    string        `json:"name,omitempty"`
+	Limits  *model.Limits `json:"limits,omitempty"`
+	Secret  model.Sealed  `json:"secret,omitempty"`
+	Public  string        `json:"public,omitempty"`
+	Dynamic model.Sealed  `json:"dynamic,omitempty"`
+	DynHash string        `json:"dyn_hash,omitempty"`
+	// Once, when set, applies the command at most once per key (see bOnce).
+	Once string `json:"once,omitempty"`
 }
 
 // Kind implements Command.
 func (UpdateKey) Kind() string { return "key.update/1" }
 
 func (c UpdateKey) plan(v *view, m Meta) (mutation, error) {
+	return once(v, c.Once, c.KeyID, func() (mutation, error) { return c.planOnce(v, m) })
+}
+
+func (c UpdateKey) planOnce(v *view, m Meta) (mutation, error) {
 	k, err := getByID(v, keys, c.KeyID)
 	if err != nil {
 		return nil, fmt.Errorf("key %s: %w", c.KeyID, err)
 	}
 	if k.Status == model.KeyRevoked {
 		return nil, fmt.Errorf("key %s is revoked: %w", c.KeyID, model.ErrState)
+	}
+	if err := checkDynamic(v, c.KeyID, c.Dynamic, c.DynHash); err != nil {
+		return nil, err
+	}
+	if c.DynHash != "" && k.Type != model.Outline {
+		return nil, fmt.Errorf("key %s: only Outline keys have dynamic tokens: %w", c.KeyID, model.ErrInvalid)
 	}
 	return func(w *writer) error {
 		if c.Name != "" {
@@ -239,6 +298,9 @@ func (c UpdateKey) plan(v *view, m Meta) (mutation, error) {
 		}
 		if c.Secret != nil {
 			k.Secret, k.Public = c.Secret, c.Public
+		}
+		if c.DynHash != "" {
+			k.Dynamic, k.DynHash = c.Dynamic, c.DynHash
 		}
 		k.Updated = m.At
 		return put(w, keys, k)

@@ -13,6 +13,8 @@ type OpenTicket struct {
 	UserID  string       `json:"user_id"`
 	Subject model.Sealed `json:"subject"`
 	Text    model.Sealed `json:"text"`
+	// Once, when set, applies the command at most once per key (see bOnce).
+	Once string `json:"once,omitempty"`
 }
 
 // Kind implements Command.
@@ -20,6 +22,10 @@ func (OpenTicket) Kind() string        { return "ticket.open/1" }
 func (c OpenTicket) auditUser() string { return c.UserID }
 
 func (c OpenTicket) plan(v *view, m Meta) (mutation, error) {
+	return once(v, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
+}
+
+func (c OpenTicket) planOnce(v *view, m Meta) (mutation, error) {
 	if !model.ValidID(c.ID) || len(c.Text) == 0 {
 		return nil, fmt.Errorf("ticket id and text are required: %w", model.ErrInvalid)
 	}
@@ -42,12 +48,18 @@ type ReplyTicket struct {
 	From     string             `json:"from"`
 	Text     model.Sealed       `json:"text,omitempty"`
 	Status   model.TicketStatus `json:"status,omitempty"`
+	// Once, when set, applies the command at most once per key (see bOnce).
+	Once string `json:"once,omitempty"`
 }
 
 // Kind implements Command.
 func (ReplyTicket) Kind() string { return "ticket.reply/1" }
 
 func (c ReplyTicket) plan(v *view, m Meta) (mutation, error) {
+	return once(v, c.Once, c.TicketID, func() (mutation, error) { return c.planOnce(v, m) })
+}
+
+func (c ReplyTicket) planOnce(v *view, m Meta) (mutation, error) {
 	t, err := getByID(v, tickets, c.TicketID)
 	if err != nil {
 		return nil, fmt.Errorf("ticket %s: %w", c.TicketID, err)

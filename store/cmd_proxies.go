@@ -15,6 +15,10 @@ type CreateProxy struct {
 	Grant  Grant        `json:"grant"`
 	Limits model.Limits `json:"limits"`
 	Secret model.Sealed `json:"secret"`
+	// TrialBudget caps the trials the node grants per UTC day (0: none).
+	TrialBudget int `json:"trial_budget,omitempty"`
+	// Once, when set, applies the command at most once per key (see bOnce).
+	Once string `json:"once,omitempty"`
 }
 
 // Kind implements Command.
@@ -22,6 +26,10 @@ func (CreateProxy) Kind() string        { return "proxy.create/1" }
 func (c CreateProxy) auditUser() string { return c.UserID }
 
 func (c CreateProxy) plan(v *view, m Meta) (mutation, error) {
+	return once(v, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
+}
+
+func (c CreateProxy) planOnce(v *view, m Meta) (mutation, error) {
 	if !model.ValidID(c.ID) || len(c.Secret) == 0 {
 		return nil, fmt.Errorf("proxy id and secret are required: %w", model.ErrInvalid)
 	}
@@ -36,7 +44,14 @@ func (c CreateProxy) plan(v *view, m Meta) (mutation, error) {
 	if err != nil {
 		return nil, err
 	}
+	count, err := trialCount(v, m, c.Grant, c.TrialBudget)
+	if err != nil {
+		return nil, err
+	}
 	return func(w *writer) error {
+		if err := count(w); err != nil {
+			return err
+		}
 		p := &model.Proxy{ID: c.ID, UserID: c.UserID, Node: c.Node, Status: model.KeyActive, Limits: limits,
 			Secret: c.Secret, Created: m.At, Updated: m.At}
 		if c.Grant == ByTrial {

@@ -20,13 +20,20 @@ type CreateUser struct {
 	ReferralCode    string       `json:"referral_code"`
 	ReferredBy      string       `json:"referred_by,omitempty"`
 	ReferralCredits int64        `json:"referral_credits,omitempty"`
+	// TrialGuard is the keyed hash of TelegramID (see bTrialGuard): trials an
+	// erased account with the same hash used stay used.
+	TrialGuard string `json:"trial_guard,omitempty"`
 }
 
 // Kind implements Command.
 func (CreateUser) Kind() string        { return "user.create/1" }
 func (c CreateUser) auditUser() string { return c.ID }
+
+// redacted drops the user key and the Telegram id: the audit trail outlives
+// an erasure, and a Telegram id kept there in clear would name an erased
+// user (the trial guard keeps only a keyed hash of it).
 func (c CreateUser) redacted() any {
-	c.UserKey = nil
+	c.UserKey, c.TelegramID = nil, 0
 	return c
 }
 
@@ -43,6 +50,13 @@ func (c CreateUser) plan(v *view, m Meta) (mutation, error) {
 	if v.bucket(iUsersRef).Get(str(c.ReferralCode)) != nil {
 		return nil, fmt.Errorf("referral code: %w", model.ErrExists)
 	}
+	if !validGuard(c.TrialGuard) {
+		return nil, fmt.Errorf("trial guard: %w", model.ErrInvalid)
+	}
+	used, err := guardedTrials(v, c.TrialGuard)
+	if err != nil {
+		return nil, err
+	}
 	if c.ReferredBy != "" {
 		ref, err := getByID(v, users, c.ReferredBy)
 		if err != nil {
@@ -54,7 +68,7 @@ func (c CreateUser) plan(v *view, m Meta) (mutation, error) {
 	}
 	return func(w *writer) error {
 		u := &model.User{ID: c.ID, TelegramID: c.TelegramID, Personal: c.Personal, Language: c.Language,
-			ReferralCode: c.ReferralCode, ReferredBy: c.ReferredBy, Created: m.At, Updated: m.At}
+			ReferralCode: c.ReferralCode, ReferredBy: c.ReferredBy, TrialsUsed: used, Created: m.At, Updated: m.At}
 		if err := w.tx.Bucket(bUserKeys).Put(str(c.ID), c.UserKey); err != nil {
 			return err
 		}
@@ -187,6 +201,9 @@ func (c GrantRole) plan(v *view, m Meta) (mutation, error) {
 // ledger stay, for the books, tied to an id that names no one.
 type EraseUser struct {
 	UserID string `json:"user_id"`
+	// TrialGuard is the keyed hash of the user's Telegram id: the trials
+	// they used are kept under it, so registering again gives none back.
+	TrialGuard string `json:"trial_guard,omitempty"`
 }
 
 // Kind implements Command.
@@ -198,10 +215,16 @@ func (c EraseUser) plan(v *view, m Meta) (mutation, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !validGuard(c.TrialGuard) {
+		return nil, fmt.Errorf("trial guard: %w", model.ErrInvalid)
+	}
 	keyIDs := v.lastParts(iKeysUserStatus, userPrefix(c.UserID))
 	proxyIDs := v.lastParts(iProxiesUser, userPrefix(c.UserID))
 	return func(w *writer) error {
 		if err := w.tx.Bucket(bUserKeys).Delete(str(c.UserID)); err != nil {
+			return err
+		}
+		if err := rememberTrials(w, c.TrialGuard, u.TrialsUsed); err != nil {
 			return err
 		}
 		for _, id := range keyIDs {

@@ -88,10 +88,20 @@ func decodeCommand(e Envelope) (Command, error) {
 		return dec[RevokeAPIKey](e)
 	case PutAdmin{}.Kind():
 		return dec[PutAdmin](e)
+	case SetAdminTOTP{}.Kind():
+		return dec[SetAdminTOTP](e)
+	case UseRecoveryCode{}.Kind():
+		return dec[UseRecoveryCode](e)
+	case RecordLoginFailure{}.Kind():
+		return dec[RecordLoginFailure](e)
 	case UsageBatch{}.Kind():
 		return dec[UsageBatch](e)
 	case PruneAudit{}.Kind():
 		return dec[PruneAudit](e)
+	case SpendCredits{}.Kind():
+		return dec[SpendCredits](e)
+	case RevokeSubscription{}.Kind():
+		return dec[RevokeSubscription](e)
 	}
 	return nil, fmt.Errorf("command %q: %w", e.Kind, model.ErrUnknownCmd)
 }

@@ -20,10 +20,20 @@ type gen struct {
 	tg                     int64
 	owner                  map[string]string // key → user, for data packages
 	payKind                map[string]string // payment → product kind
+	subs                   []GrantPlan
 }
 
 func newGen(seed uint64) *gen {
 	return &gen{r: rand.New(rand.NewPCG(seed, seed^0x9e37)), ids: newIDs(byte(seed)), at: epoch}
+}
+
+// once is mostly no idempotency key, else one of a few, so repeats occur
+// across command kinds and must change nothing.
+func (g *gen) once() string {
+	if g.r.IntN(3) > 0 {
+		return ""
+	}
+	return fmt.Sprintf("once%d", g.r.IntN(30))
 }
 
 func (g *gen) pick(xs []string) string {
@@ -40,6 +50,9 @@ func (g *gen) op() Op {
 	case n == 0 || len(g.users) < 3:
 		g.tg++
 		u := newUser(g.ids, g.at, g.tg%50) // Telegram ids repeat: some creations must fail
+		if g.r.IntN(2) == 0 {
+			u.TrialGuard = fmt.Sprintf("%064x", g.r.IntN(5))
+		}
 		if len(g.users) > 0 && g.r.IntN(2) == 0 {
 			u.ReferredBy, u.ReferralCredits = g.pick(g.users), 10
 		}
@@ -50,13 +63,19 @@ func (g *gen) op() Op {
 		g.plans = append(g.plans, p.ID)
 		c = PutPlan{Plan: p}
 	case n == 2:
-		c = GrantPlan{SubID: g.ids.next(g.at), UserID: g.pick(g.users), PlanID: g.pick(g.plans), Months: 1 + g.r.IntN(3), Source: "gen"}
+		gp := GrantPlan{SubID: g.ids.next(g.at), UserID: g.pick(g.users), PlanID: g.pick(g.plans), Months: 1 + g.r.IntN(3), Source: "gen", Once: g.once()}
+		g.subs = append(g.subs, gp)
+		c = gp
 	case n <= 5:
 		grant := []Grant{ByPlan, ByTrial, ByAdmin}[g.r.IntN(3)]
 		k := newKey(g.ids, g.at, g.pick(g.users), grant)
 		if g.r.IntN(2) == 0 {
 			k.AddrV4 = fmt.Sprintf("10.66.0.%d", g.r.IntN(30))
 		}
+		if g.r.IntN(3) == 0 { // an Outline key with a dynamic token; hashes repeat: some creations must fail
+			k.Type, k.Dynamic, k.DynHash = model.Outline, model.Sealed("tok"), fmt.Sprintf("%064x", g.r.IntN(20))
+		}
+		k.Once = g.once()
 		g.keys = append(g.keys, k.ID)
 		if g.owner == nil {
 			g.owner = map[string]string{}
@@ -67,11 +86,15 @@ func (g *gen) op() Op {
 		st := []model.KeyStatus{model.KeyActive, model.KeySuspended, model.KeyRevoked}[g.r.IntN(3)]
 		c = SetKeyStatus{KeyID: g.pick(g.keys), Status: st}
 	case n == 7:
-		c = UpdateKey{KeyID: g.pick(g.keys), Name: "renamed", Secret: model.Sealed("rotated"), Public: "pub"}
+		u := UpdateKey{KeyID: g.pick(g.keys), Name: "renamed", Secret: model.Sealed("rotated"), Public: "pub", Once: g.once()}
+		if g.r.IntN(3) == 0 {
+			u.Dynamic, u.DynHash = model.Sealed("tok2"), fmt.Sprintf("%064x", g.r.IntN(20))
+		}
+		c = u
 	case n == 8:
 		c = ExpireKeys{KeyIDs: []string{g.pick(g.keys), g.pick(g.keys)}}
 	case n == 9:
-		p := CreateProxy{ID: g.ids.next(g.at), UserID: g.pick(g.users), Node: "n1", Grant: ByPlan, Secret: model.Sealed("s")}
+		p := CreateProxy{ID: g.ids.next(g.at), UserID: g.pick(g.users), Node: "n1", Grant: ByPlan, Secret: model.Sealed("s"), Once: g.once()}
 		g.proxies = append(g.proxies, p.ID)
 		c = p
 	case n == 10:
@@ -104,11 +127,11 @@ func (g *gen) op() Op {
 			Reason: "gen", IdempotencyKey: fmt.Sprintf("idem%d", g.r.IntN(60))}}
 	case n == 14:
 		if g.r.IntN(2) == 0 {
-			t := OpenTicket{ID: g.ids.next(g.at), UserID: g.pick(g.users), Subject: model.Sealed("s"), Text: model.Sealed("t")}
+			t := OpenTicket{ID: g.ids.next(g.at), UserID: g.pick(g.users), Subject: model.Sealed("s"), Text: model.Sealed("t"), Once: g.once()}
 			g.tickets = append(g.tickets, t.ID)
 			c = t
 		} else {
-			c = ReplyTicket{TicketID: g.pick(g.tickets), From: "admin", Text: model.Sealed("r"), Status: model.TicketClosed}
+			c = ReplyTicket{TicketID: g.pick(g.tickets), From: "admin", Text: model.Sealed("r"), Status: model.TicketClosed, Once: g.once()}
 		}
 	case n == 15:
 		var d []UsageDelta
@@ -124,16 +147,57 @@ func (g *gen) op() Op {
 	case n == 19:
 		c = RejectPayment{Provider: "qvapay", Event: "callback", UserID: g.pick(g.users), Ref: "t", Why: "gen"}
 	default:
-		switch g.r.IntN(8) {
+		switch g.r.IntN(12) {
 		case 0:
-			c = EraseUser{UserID: g.pick(g.users)}
+			c = EraseUser{UserID: g.pick(g.users), TrialGuard: fmt.Sprintf("%064x", g.r.IntN(5))}
+		case 8:
+			products := []model.Product{{Kind: "slots", Qty: 1}, {Kind: ProductData, RefID: g.pick(g.keys), Qty: 1 << 28}}
+			c = SpendCredits{EntryID: g.ids.next(g.at), UserID: g.pick(g.users), Product: products[g.r.IntN(2)],
+				Cost: int64(1 + g.r.IntN(30)), IdempotencyKey: fmt.Sprintf("spend%d", g.r.IntN(30))}
+		case 9:
+			rs := RevokeSubscription{UserID: g.pick(g.users), SubID: g.ids.next(g.at), Reason: "gen"}
+			if len(g.subs) > 0 {
+				gp := g.subs[g.r.IntN(len(g.subs))]
+				rs.UserID, rs.SubID = gp.UserID, gp.SubID
+			}
+			c = rs
+		case 10, 11:
+			k := newKey(g.ids, g.at, g.pick(g.users), ByTrial)
+			k.Type, k.TrialBudget = []model.KeyType{model.WireGuard, model.Outline}[g.r.IntN(2)], 1+g.r.IntN(3)
+			g.keys = append(g.keys, k.ID)
+			c = k
 		case 1:
 			c = PruneAudit{Before: g.at.Add(-48 * time.Hour), Max: 1 + g.r.IntN(40)}
+		case 2:
+			c = g.adminOp()
 		default:
 			c = SetBanned{UserID: g.pick(g.users), Banned: g.r.IntN(2) == 0}
 		}
 	}
 	return Op{Meta: meta(g.at), Cmd: c}
+}
+
+// adminOp is a panel-login command over three names, one never created:
+// enrolments, recovery codes spent twice, failed logins.
+func (g *gen) adminOp() Command {
+	name := fmt.Sprintf("adm%d", g.r.IntN(3))
+	hash := func() string { return fmt.Sprintf("%064x", g.r.IntN(4)) }
+	switch g.r.IntN(4) {
+	case 0:
+		if name == "adm2" {
+			name = "adm0"
+		}
+		return PutAdmin{Username: name, PasswordHash: "h"}
+	case 1:
+		t := SetAdminTOTP{Username: name}
+		if g.r.IntN(4) > 0 {
+			t.TOTP, t.Recovery = model.Sealed("seed"), []string{hash(), hash()}
+		}
+		return t
+	case 2:
+		return UseRecoveryCode{Username: name, Hash: hash()}
+	}
+	return RecordLoginFailure{Via: []string{"panel", "api", "bot"}[g.r.IntN(3)], Username: name, IP: "192.0.2.1"}
 }
 
 func (g *gen) ops(n int) []Op {

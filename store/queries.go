@@ -150,6 +150,21 @@ func (s *Store) CurrentPlan(userID string, at time.Time) (*model.Subscription, *
 // Key returns a key.
 func (s *Store) Key(id string) (*model.Key, error) { return getOne(s, keys, id) }
 
+// KeyByDynamicHash returns the key whose ssconf:// token hashes to hash
+// (hex SHA-256): one index read.
+func (s *Store) KeyByDynamicHash(hash string) (*model.Key, error) {
+	var out *model.Key
+	err := s.read(func(v *view) error {
+		var err error
+		out, err = lookup(v, keys, iKeysDynamic, str(hash))
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("dynamic key: %w", err)
+	}
+	return out, nil
+}
+
 // KeyFilter narrows Keys. Status needs UserID (the index is user, status).
 type KeyFilter struct {
 	UserID string

@@ -39,6 +39,7 @@ var (
 	iKeysExpiry     = []byte("idx_keys_expiry")       // expires|key, status active
 	iKeysAddr       = []byte("idx_keys_addr")         // tunnel address → key, until revoked
 	iKeysCap        = []byte("idx_keys_cap")          // key → cap, cap base: active keys cut at a cap
+	iKeysDynamic    = []byte("idx_keys_dynamic")      // SHA-256 of an ssconf:// token (hex) → key
 	iProxiesCap     = []byte("idx_proxies_cap")       // proxy → cap, cap base
 	iProxiesActive  = []byte("idx_proxies_active")    // user|proxy, status active
 	iProxiesUser    = []byte("idx_proxies_user")      // user|proxy
@@ -56,8 +57,11 @@ var (
 	tmLastUsed    = []byte("tm_last_used")    // name → unix seconds
 	tmConv        = []byte("tm_conversations")
 	tmReceipts    = []byte("tm_receipts")
-	tmState       = []byte("tm_state")   // collector checkpoints
-	tmUpdates     = []byte("tm_updates") // Telegram updates from receipt until processed
+	tmState       = []byte("tm_state")           // collector checkpoints
+	tmUpdates     = []byte("tm_updates")         // Telegram updates from receipt until processed
+	tmAPIRefresh  = []byte("tm_api_refresh")     // REST API refresh families and token hashes
+	tmAPIIdem     = []byte("tm_api_idempotency") // REST API responses by idempotency key (sealed)
+	tmPanelSess   = []byte("tm_panel_sessions")  // web panel sessions by SHA-256 of the cookie
 )
 
 // tables lists every record table's index check, so CheckIndexes covers them all.
@@ -81,17 +85,17 @@ func tableChecks() []func(*bolt.Tx) error {
 
 func recordBuckets() [][]byte {
 	return [][]byte{bMeta, bUsers, bUserKeys, bPlans, bSubs, bKeys, bProxies, bPayments, bCredits,
-		bReferrals, bTickets, bSettings, bAPIKeys, bAdmins, bAudit, bUsage}
+		bReferrals, bTickets, bSettings, bAPIKeys, bAdmins, bAudit, bUsage, bTrialGuard, bOnce}
 }
 
 func indexBuckets() [][]byte {
 	return [][]byte{iUsersTG, iUsersRef, iUsersBlocked, iKeysCap, iProxiesCap, iSubsUser, iKeysUserStatus, iKeysActive, iKeysExpiry, iKeysAddr,
-		iProxiesActive, iProxiesUser, iPaymentsUser, iPaymentsCharge, iCreditsUser, iCreditsIdem,
+		iKeysDynamic, iProxiesActive, iProxiesUser, iPaymentsUser, iPaymentsCharge, iCreditsUser, iCreditsIdem,
 		iReferrer, iTicketsStatus, iTicketsUser, iAuditUser}
 }
 
 func telemetryBuckets() [][]byte {
-	return [][]byte{tmUsageHourly, tmUsageDaily, tmLastUsed, tmConv, tmReceipts, tmState, tmUpdates}
+	return [][]byte{tmUsageHourly, tmUsageDaily, tmLastUsed, tmConv, tmReceipts, tmState, tmUpdates, tmAPIRefresh, tmAPIIdem, tmPanelSess}
 }
 
 func none() []kv { return nil }
@@ -173,6 +177,13 @@ var keys = &table[model.Key]{
 				}
 			}
 			return out
+		}},
+		// Kept for every status: a revoked key's URL answers with a refusal.
+		{iKeysDynamic, func(k *model.Key) []kv {
+			if k.DynHash == "" {
+				return none()
+			}
+			return []kv{{str(k.DynHash), str(k.ID)}}
 		}},
 	},
 	fill: func(v *view, k *model.Key) { k.Usage = v.usage(k.ID) },

@@ -35,12 +35,17 @@ func (s *Store) RecordUsage(at time.Time, samples []UsageSample) error {
 	hour := at.UTC().Truncate(time.Hour)
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(tmUsageHourly)
+		var sumRx, sumTx uint64
 		for _, smp := range samples {
 			if err := addPoint(b, compose(str(smp.ID), ascTime(hour)), smp.Rx, smp.Tx); err != nil {
 				return err
 			}
+			sumRx, sumTx = sumRx+smp.Rx, sumTx+smp.Tx
 		}
-		return nil
+		if len(samples) == 0 {
+			return nil
+		}
+		return addPoint(b, compose(str(NodeUsageID), ascTime(hour)), sumRx, sumTx)
 	})
 }
 
@@ -65,6 +70,7 @@ func (s *Store) CompactUsage(now time.Time) (int, error) {
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		hb, db := tx.Bucket(tmUsageHourly), tx.Bucket(tmUsageDaily)
 		var old [][]byte
+		nodeSeries := 0
 		err := hb.ForEach(func(k, v []byte) error {
 			i := bytes.LastIndexByte(k[:len(k)-8], sep)
 			if i < 0 || len(v) != 16 || bytes.Compare(k[i+1:], cutoff) >= 0 {
@@ -76,6 +82,9 @@ func (s *Store) CompactUsage(now time.Time) (int, error) {
 				return err
 			}
 			old = append(old, append([]byte(nil), k...))
+			if bytes.Equal(k[:i], str(NodeUsageID)) {
+				nodeSeries++ // not a credential's: not counted
+			}
 			return nil
 		})
 		if err != nil {
@@ -86,7 +95,7 @@ func (s *Store) CompactUsage(now time.Time) (int, error) {
 				return err
 			}
 		}
-		n = len(old)
+		n = len(old) - nodeSeries
 		return nil
 	})
 	return n, err
@@ -125,6 +134,16 @@ const (
 	// Updates holds Telegram updates from the moment they are received until
 	// they are processed, then a receipt of each processed update_id.
 	Updates Telemetry = "updates"
+	// APIRefresh holds the REST API's refresh-token families and the
+	// SHA-256 of their tokens; APIIdempotency its stored responses to
+	// creating calls (sealed by the API). Node-local: a login and a retried
+	// request belong to the node that served them.
+	APIRefresh     Telemetry = "api_refresh"
+	APIIdempotency Telemetry = "api_idempotency"
+	// PanelSessions holds the web panel's logged-in sessions, keyed by the
+	// SHA-256 of the cookie (never the cookie itself), so a restart does
+	// not log admins out.
+	PanelSessions Telemetry = "panel_sessions"
 )
 
 func (t Telemetry) bucket() ([]byte, error) {
@@ -139,6 +158,12 @@ func (t Telemetry) bucket() ([]byte, error) {
 		return tmState, nil
 	case Updates:
 		return tmUpdates, nil
+	case APIRefresh:
+		return tmAPIRefresh, nil
+	case APIIdempotency:
+		return tmAPIIdem, nil
+	case PanelSessions:
+		return tmPanelSess, nil
 	}
 	return nil, fmt.Errorf("telemetry kind %q unknown", t)
 }
@@ -157,6 +182,35 @@ func (s *Store) PutTelemetry(t Telemetry, values map[string][]byte) error {
 		}
 		for k, v := range values {
 			var err error
+			if v == nil {
+				err = b.Delete([]byte(k))
+			} else {
+				err = b.Put([]byte(k), v)
+			}
+			if err != nil {
+				return fmt.Errorf("writing %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+}
+
+// PutTelemetryBatch is PutTelemetry for many concurrent callers: their
+// writes share transactions (bbolt's Batch), so each still returns only
+// after its values are committed and fsynced, without one fsync each.
+func (s *Store) PutTelemetryBatch(t Telemetry, values map[string][]byte) error {
+	name, err := t.bucket()
+	if err != nil {
+		return err
+	}
+	// Batch may run fn more than once (after another caller's failure);
+	// the puts are idempotent.
+	return s.db.Batch(func(tx *bolt.Tx) error {
+		b, err := tx.CreateBucketIfNotExists(name)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", t, err)
+		}
+		for k, v := range values {
 			if v == nil {
 				err = b.Delete([]byte(k))
 			} else {

@@ -53,3 +53,21 @@ func TestTelemetryValues(t *testing.T) {
 		t.Fatal("unknown kind accepted")
 	}
 }
+
+func TestNodeUsageSumsEveryCredentialAcrossCompaction(t *testing.T) {
+	s := openTest(t)
+	day := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	s.RecordUsage(day.Add(time.Hour), []UsageSample{{ID: "k1", Rx: 10, Tx: 1}, {ID: "k2", Rx: 5, Tx: 2}})
+	s.RecordUsage(day.Add(30*time.Hour), []UsageSample{{ID: "k1", Rx: 1, Tx: 1}})
+	s.RecordUsage(day.Add(31*time.Hour), nil)
+	if _, err := s.CompactUsage(day.Add(HourlyRetention + 24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	pts, err := s.NodeUsageSince(day)
+	if err != nil || len(pts) != 2 || pts[0].Rx != 15 || pts[0].Tx != 3 || !pts[0].At.Equal(day) || pts[1].Rx != 1 {
+		t.Fatalf("node series %+v %v", pts, err)
+	}
+	if later, _ := s.NodeUsageSince(day.Add(24 * time.Hour)); len(later) != 1 {
+		t.Fatalf("series from the second day %+v", later)
+	}
+}

@@ -134,6 +134,7 @@ type Admin struct {
 	Version      uint64    `json:"version"`
 	PasswordHash string    `json:"password_hash"` // argon2id PHC string
 	TOTP         Sealed    `json:"totp,omitempty"`
+	Recovery     []string  `json:"recovery,omitempty"` // hex SHA-256 of each unused recovery code
 	MustChange   bool      `json:"must_change,omitempty"`
 	Created      time.Time `json:"created"`
 	Updated      time.Time `json:"updated"`

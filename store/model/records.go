@@ -211,6 +211,11 @@ type Key struct {
 	Public  string    `json:"public,omitempty"` // WireGuard public key: not secret, needed to install a peer
 	AddrV4  string    `json:"addr_v4,omitempty"`
 	AddrV6  string    `json:"addr_v6,omitempty"`
+	// Dynamic is an Outline key's sealed ssconf:// token and DynHash the
+	// hex SHA-256 of the token, by which the public listener finds the key.
+	// Both survive a rotation.
+	Dynamic Sealed    `json:"dynamic,omitempty"`
+	DynHash string    `json:"dyn_hash,omitempty"`
 	Usage   Usage     `json:"-"`
 	CapBase uint64    `json:"cap_base,omitempty"` // usage total when the current period began
 	Created time.Time `json:"created"`
