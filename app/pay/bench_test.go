@@ -17,13 +17,21 @@ import (
 // store.SettlePayment, receipt sent with sendMessage — with at most 1, 8 or
 // 64 payments in flight, and reports updates/s and the p50/p99 latency from
 // the update's arrival at the stand-in to the user's receipt.
+// The persist-first variants are the intake's old order (an update
+// handled only after its fsync): the same-run baseline.
 func BenchmarkPaymentUpdates(b *testing.B) {
-	for _, inflight := range []int{1, 8, 64} {
-		b.Run(fmt.Sprintf("inflight=%d", inflight), func(b *testing.B) { benchPayments(b, inflight) })
+	for _, persistFirst := range []bool{false, true} {
+		prefix := ""
+		if persistFirst {
+			prefix = "persist-first/"
+		}
+		for _, inflight := range []int{1, 8, 64} {
+			b.Run(fmt.Sprintf("%sinflight=%d", prefix, inflight), func(b *testing.B) { benchPayments(b, inflight, persistFirst) })
+		}
 	}
 }
 
-func benchPayments(b *testing.B, inflight int) {
+func benchPayments(b *testing.B, inflight int, persistFirst bool) {
 	w := newWorld(b)
 	w.svc.admins = nil // one receipt per payment; admin notices are the same call
 	type buyer struct {
@@ -74,7 +82,7 @@ func benchPayments(b *testing.B, inflight int) {
 			}
 		}
 	}
-	stop := w.startPoller("")
+	stop := w.startPollerWith("", persistFirst)
 	defer stop()
 	b.ResetTimer()
 	start := time.Now()

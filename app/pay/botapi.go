@@ -18,6 +18,8 @@ type BotAPI struct {
 	base  string // e.g. https://api.telegram.org/bot<token>/
 	hc    *http.Client
 	token string
+	// onError, when set, hears of every failed call (payment metrics).
+	onError func(ctx context.Context, method string, err error)
 }
 
 // NewBotAPI returns a client of the Bot API at baseURL (DefaultBotAPIURL or
@@ -45,6 +47,14 @@ const maxResponse = 8 << 20
 // Call invokes method with params (JSON-encoded) and decodes its result into
 // out (nil: ignored). A refusal is an *APIError.
 func (b *BotAPI) Call(ctx context.Context, method string, params, out any) error {
+	err := b.call(ctx, method, params, out)
+	if err != nil && b.onError != nil {
+		b.onError(ctx, method, err)
+	}
+	return err
+}
+
+func (b *BotAPI) call(ctx context.Context, method string, params, out any) error {
 	body, err := json.Marshal(params)
 	if err != nil {
 		return fmt.Errorf("telegram %s: encoding: %w", method, err)

@@ -22,8 +22,14 @@
 // by update_id (a receipt per processed id) and unprocessed ones are resumed
 // after a restart. [Service.HandleUpdate] takes the payment updates
 // (pre_checkout_query, successful_payment, refunded_payment) and hands every
-// other update to the [Handler] the bot installs. [Service.Webhook] is the
-// same intake for a webhook on the public listener.
+// other update to the [Handler] the bot installs. [Webhook] is the same
+// intake for Telegram's webhook on the public listener, used instead of the
+// poller: an update is persisted before the 200 that acknowledges it.
+// Handling starts while the update is being fsynced; one writer commits the
+// updates received together, concurrent webhook requests and the receipts
+// in shared transactions. A crash before that fsync or before a receipt
+// means the update is handled again, so handlers are idempotent by
+// update_id or by the provider's charge id.
 //
 // # Providers
 //

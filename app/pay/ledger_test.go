@@ -39,28 +39,6 @@ func TestLedgerCheckAndRevenue(t *testing.T) {
 	}
 }
 
-func TestWebhookPersistsBeforeAck(t *testing.T) {
-	w := newWorld(t)
-	rec := &recorder{}
-	w.svc.SetHandler(rec)
-	in := NewIntake(w.st, w.svc, 4, nil)
-	app := newFiber()
-	app.Post("/tg/webhook", in.Webhook(ctx(), "s3cret-token"))
-	body := string(mustJSON(map[string]any{"update_id": 9, "message": map[string]any{"message_id": 1, "chat": map[string]any{"id": 5}, "text": "hi"}}))
-	if code := post(t, app, "/tg/webhook", body, "wrong"); code != 401 {
-		t.Fatalf("bad secret: %d", code)
-	}
-	for range 2 {
-		if code := post(t, app, "/tg/webhook", body, "s3cret-token"); code != 200 {
-			t.Fatalf("webhook %d", code)
-		}
-		in.Wait()
-	}
-	if got := rec.seen(); len(got) != 1 || got[0] != 9 {
-		t.Fatalf("handled %v", got)
-	}
-}
-
 func TestRunJobsAndManualRefund(t *testing.T) {
 	w := newWorld(t)
 	uid, tg := w.user("")

@@ -3,14 +3,11 @@ package pay
 import (
 	"context"
 	"sync"
-	"time"
-
-	"github.com/usipipo/usipipo/store"
 )
 
 // pipeline processes updates on a fixed set of lanes — one user's updates on
 // one lane, in order — while the poller goes on fetching, and receipts what
-// the lanes finished in batched writes.
+// the lanes finished in batched writes (see updWriter).
 type pipeline struct {
 	in      *Intake
 	lanes   []chan *Update
@@ -76,56 +73,41 @@ func (p *pipeline) stop() {
 	p.markWG.Wait()
 }
 
-// receiptDelay is how long finished updates wait to be receipted together.
-// A receipt only spares reprocessing (which is idempotent) after a crash, so
-// it stays off the path of the grant and its answer.
-const receiptDelay = 100 * time.Millisecond
-
-// receipts writes the lanes' results in batches: one fsync per receiptDelay
-// (or per 1024 results) at most.
+// receipts hands the lanes' results to the writer, which writes them with
+// the next persist or after receiptDelay; an update leaves the in-flight
+// set once its receipt is durable, so a scan for pending updates never
+// dispatches it again meanwhile.
 func (p *pipeline) receipts() {
 	in := p.in
 	for r := range p.results {
-		batch := []laneResult{r}
-		timer := time.NewTimer(receiptDelay)
-	collect:
-		for len(batch) < 1024 {
-			select {
-			case r, ok := <-p.results:
-				if !ok {
-					break collect
-				}
-				batch = append(batch, r)
-			case <-timer.C:
-				break collect
-			}
-		}
-		timer.Stop()
 		vals := map[string][]byte{}
-		for _, r := range batch {
-			switch {
-			case r.err == nil:
-				vals[updKey(updPending, r.u.ID)] = nil
-				vals[updKey(updDone, r.u.ID)] = []byte{1}
-			case in.giveUp(r.u.ID):
-				in.log.Error("update_dead_letter", "service", "pay", "action", "update", "details", r.err.Error())
-				vals[updKey(updPending, r.u.ID)] = nil
-				vals[updKey(updDone, r.u.ID)] = []byte{0}
-				vals[updKey(updDead, r.u.ID)] = r.u.Raw
-			default:
-				in.log.Warn("update_retry", "service", "pay", "details", r.err.Error())
-			}
+		switch {
+		case r.err == nil:
+			vals[updKey(updPending, r.u.ID)] = nil
+			vals[updKey(updDone, r.u.ID)] = []byte{1}
+		case in.giveUp(r.u.ID):
+			in.log.Error("update_dead_letter", "service", "pay", "action", "update", "details", r.err.Error())
+			vals[updKey(updPending, r.u.ID)] = nil
+			vals[updKey(updDone, r.u.ID)] = []byte{0}
+			vals[updKey(updDead, r.u.ID)] = r.u.Raw
+		default:
+			in.log.Warn("update_retry", "service", "pay", "details", r.err.Error())
+			p.done(r.u.ID) // still pending: the next scan dispatches it again
+			continue
 		}
-		if len(vals) > 0 {
-			if err := in.st.PutTelemetry(store.Updates, vals); err != nil {
-				// Still pending on disk: the next scan dispatches them again.
+		in.w.receipt(vals, func(err error) {
+			if err != nil {
+				// Still pending on disk: the next scan dispatches it again.
 				in.log.Error("update_receipts", "service", "pay", "details", err.Error())
 			}
-		}
-		p.mu.Lock()
-		for _, r := range batch {
-			delete(p.inflight, r.u.ID)
-		}
-		p.mu.Unlock()
+			p.done(r.u.ID)
+		})
 	}
+	in.w.flush()
+}
+
+func (p *pipeline) done(id int64) {
+	p.mu.Lock()
+	delete(p.inflight, id)
+	p.mu.Unlock()
 }

@@ -59,7 +59,7 @@ func NewPoller(o PollerOptions) (*Poller, error) {
 		o.Limit = 100
 	}
 	if o.AllowedUpdates == nil {
-		o.AllowedUpdates = []string{"message", "edited_message", "callback_query", "inline_query", "pre_checkout_query", "my_chat_member"}
+		o.AllowedUpdates = AllowedUpdates()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -103,8 +103,8 @@ func (p *Poller) Close() error {
 }
 
 // Run resumes the updates persisted but not processed, then polls until ctx
-// ends: each batch is persisted, then dispatched to the processing lanes
-// while the next getUpdates (whose offset confirms the batch) goes out.
+// ends: each batch is dispatched to the processing lanes and persisted at
+// once; only then does the next getUpdates confirm it (by its offset).
 // Updates whose handling failed are dispatched again about every second.
 // Transient failures back off and retry; it returns ctx's error once what
 // was dispatched has finished.
@@ -173,7 +173,16 @@ func (p *Poller) Run(ctx context.Context) error {
 				next = id.ID + 1
 			}
 		}
-		ups, err := in.Persist(raws, next)
+		ups, err := in.admit(raws)
+		if err == nil && !in.persistFirst {
+			// The lanes start while the batch is fsynced: a crash before the
+			// fsync leaves the offset unconfirmed, so Telegram sends the
+			// batch again, as after a crash before the receipts.
+			pl.dispatch(ups)
+		}
+		if err == nil {
+			err = in.persist(ups, next)
+		}
 		if err != nil {
 			// Not persisted: the offset is not advanced, Telegram sends them again.
 			p.o.Logger.Error("update_persist", "service", "pay", "details", err.Error())
@@ -181,7 +190,9 @@ func (p *Poller) Run(ctx context.Context) error {
 			continue
 		}
 		offset = next
-		pl.dispatch(ups)
+		if in.persistFirst {
+			pl.dispatch(ups)
+		}
 	}
 	return ctx.Err()
 }

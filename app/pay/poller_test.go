@@ -46,7 +46,16 @@ func (r *recorder) seen() []int64 {
 
 func (w *world) startPoller(lockDir string) (stop func()) {
 	w.t.Helper()
-	p, err := NewPoller(PollerOptions{API: w.svc.Bot(), Intake: NewIntake(w.st, w.svc, 32, nil), Token: w.bot.token,
+	return w.startPollerWith(lockDir, false)
+}
+
+func (w *world) startPollerWith(lockDir string, persistFirst bool) (stop func()) {
+	w.t.Helper()
+	in := NewIntake(w.st, w.svc, 32, nil)
+	if persistFirst {
+		in.PersistFirst()
+	}
+	p, err := NewPoller(PollerOptions{API: w.svc.Bot(), Intake: in, Token: w.bot.token,
 		LockDir: lockDir, Timeout: time.Second})
 	if err != nil {
 		w.t.Fatal(err)
@@ -183,6 +192,9 @@ const (
 	envChildAPI = "USIPIPO_PAY_CHILD_API"
 	envChildTok = "USIPIPO_PAY_CHILD_TOKEN"
 	envChildAt  = "USIPIPO_PAY_CHILD_KILL_AT" // die at this attempt to handle the payment
+	// Hold the store's write lock from the start, so the update is handled
+	// (and the child killed) before its persist can commit.
+	envChildHold = "USIPIPO_PAY_CHILD_HOLD"
 )
 
 func TestPayChild(t *testing.T) {
@@ -202,6 +214,14 @@ func TestPayChild(t *testing.T) {
 	if err != nil {
 		fmt.Println("ERR", err)
 		os.Exit(3)
+	}
+	if os.Getenv(envChildHold) != "" {
+		held := make(chan struct{})
+		go st.UpdateTelemetry(store.Checkpoints, func(store.TelemetryTx) error {
+			close(held)
+			select {} // until the kill
+		})
+		<-held
 	}
 	killAt, _ := strconv.Atoi(os.Getenv(envChildAt))
 	attempts := 0
@@ -231,12 +251,22 @@ func TestPayChild(t *testing.T) {
 func TestCrashBetweenReceiveAndGrant(t *testing.T) {
 	// Killed at the first attempt: before the next getUpdates confirmed the
 	// update. Killed at the third: after Telegram was told it arrived.
-	for _, killAt := range []int{1, 3} {
-		t.Run(fmt.Sprint(killAt), func(t *testing.T) { crashBetweenReceiveAndGrant(t, killAt) })
+	// Killed at the first while the update's persist cannot commit (the
+	// intake handles an update while it is fsynced): nothing on disk, and
+	// Telegram was not told, so it delivers the update again.
+	for _, c := range []struct {
+		killAt int
+		hold   bool
+	}{{1, false}, {3, false}, {1, true}} {
+		name := fmt.Sprint(c.killAt)
+		if c.hold {
+			name += "-before-persist"
+		}
+		t.Run(name, func(t *testing.T) { crashBetweenReceiveAndGrant(t, c.killAt, c.hold) })
 	}
 }
 
-func crashBetweenReceiveAndGrant(t *testing.T, killAt int) {
+func crashBetweenReceiveAndGrant(t *testing.T, killAt int, hold bool) {
 	w := newWorld(t)
 	uid, tg := w.user("")
 	inv, payload := w.starsInvoice(uid, Product{Kind: KindPlan, RefID: w.plan.ID, Months: 1})
@@ -246,6 +276,9 @@ func crashBetweenReceiveAndGrant(t *testing.T, killAt int) {
 	cmd := exec.Command(os.Args[0], "-test.run=^TestPayChild$", "-test.v")
 	cmd.Env = append(os.Environ(), envChildDB+"="+w.path, envChildKey+"="+hex.EncodeToString(w.dk[:]),
 		envChildAPI+"="+w.bot.url, envChildTok+"="+w.bot.token, envChildAt+"="+fmt.Sprint(killAt))
+	if hold {
+		cmd.Env = append(cmd.Env, envChildHold+"=1")
+	}
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGKILL {
@@ -260,8 +293,16 @@ func crashBetweenReceiveAndGrant(t *testing.T, killAt int) {
 	if len(w.subs(uid)) != 0 {
 		t.Fatal("granted before the crash")
 	}
-	if n, _ := pendingCount(w.st); n != 1 {
+	// Telegram is told of an update (by the offset) only once it is on disk.
+	n, _ := pendingCount(w.st)
+	confirmed := w.bot.confirmedOffset() == last+1
+	switch {
+	case hold && (n != 0 || confirmed):
+		t.Fatalf("persist held: %d pending, confirmed %v", n, confirmed)
+	case !hold && killAt > 1 && n != 1:
 		t.Fatalf("%d updates pending after the crash", n)
+	case n != 1 && confirmed:
+		t.Fatalf("confirmed to Telegram with %d updates pending", n)
 	}
 	stop := w.startPoller("")
 	waitFor(t, "grant after restart", func() bool { return len(w.subs(uid)) == 1 })

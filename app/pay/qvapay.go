@@ -28,6 +28,8 @@ import (
 type qvaClient struct {
 	base string
 	hc   *http.Client
+	// onError, when set, hears of every failed call (payment metrics).
+	onError func(ctx context.Context, err error)
 }
 
 type qvaCredentials struct {
@@ -66,6 +68,14 @@ type QvaTransaction struct {
 }
 
 func (q *qvaClient) get(ctx context.Context, method, path string, query url.Values, out any) error {
+	err := q.fetch(ctx, method, path, query, out)
+	if err != nil && q.onError != nil {
+		q.onError(ctx, err)
+	}
+	return err
+}
+
+func (q *qvaClient) fetch(ctx context.Context, method, path string, query url.Values, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, q.base+path+"?"+query.Encode(), nil)
 	if err != nil {
 		return fmt.Errorf("qvapay %s: bad request", method)

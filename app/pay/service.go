@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -62,6 +63,8 @@ type Service struct {
 	rand       io.Reader
 	stripes    [64]sync.Mutex // one settlement of a payment at a time, per process
 	marks      *marks
+	rev        revenueCache // for /metrics (revenue.go)
+	fails      failures     // for /metrics (failmetrics.go)
 }
 
 type handlerBox struct{ h Handler }
@@ -96,8 +99,20 @@ func New(o Options) (*Service, error) {
 		admins: o.AdminChats, log: o.Logger, now: o.Now, rand: o.Rand, marks: newMarks(o.Store)}
 	if o.BotToken != "" {
 		s.bot = NewBotAPI(o.BotAPIURL, o.BotToken, o.HTTPClient)
+		s.bot.onError = func(ctx context.Context, method string, err error) {
+			if starsPaymentMethods[method] {
+				s.noteCallError(ctx, Stars, err)
+			}
+		}
 	}
-	s.qva = &qvaClient{base: strings.TrimRight(o.QvaPayURL, "/"), hc: o.HTTPClient}
+	s.qva = &qvaClient{base: strings.TrimRight(o.QvaPayURL, "/"), hc: o.HTTPClient,
+		onError: func(ctx context.Context, err error) {
+			// 404 is QvaPay's answer "no such transaction", which the
+			// caller audits as a rejection: not a failed call.
+			if ae := (*APIError)(nil); !errors.As(err, &ae) || ae.Status != http.StatusNotFound {
+				s.noteCallError(ctx, QvaPay, err)
+			}
+		}}
 	s.SetHandler(o.Handler)
 	return s, nil
 }
@@ -161,6 +176,7 @@ func (s *Service) do(ctx context.Context, m store.Meta, cmd store.Command, userI
 
 // reject audits a refused payment event; nothing else changes.
 func (s *Service) reject(ctx context.Context, a Actor, r store.RejectPayment) {
+	s.noteReject(r.Provider, r.Event)
 	if err := s.do(ctx, s.meta(a), r, r.UserID); err != nil {
 		s.log.Error("payment_reject_not_audited", "service", "pay", "details", err.Error())
 	}

@@ -147,6 +147,7 @@ func (s *Service) settle(ctx context.Context, a Actor, p *model.Payment, charge 
 	err := s.do(ctx, m, cmd, p.UserID)
 	switch {
 	case err == nil:
+		s.rev.touch()
 		return true, s.receipt(ctx, p)
 	case errors.Is(err, model.ErrExists):
 		q, qerr := s.st.PaymentByCharge(p.Provider, charge)
@@ -249,6 +250,7 @@ func (s *Service) refund(ctx context.Context, a Actor, p *model.Payment, refundI
 		}
 		return nil // refused and audited
 	}
+	s.rev.touch()
 	key := "refund/" + refundID
 	if done, err := s.marks.get(key); err != nil || done != nil {
 		return err
