@@ -1,6 +1,7 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/hmac"
 	"crypto/sha1"
@@ -10,7 +11,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/store/cache"
@@ -99,7 +103,7 @@ func (s *Service) CachedUser(ctx context.Context, id string) (*UserView, error) 
 	if !model.ValidID(id) {
 		return nil, fmt.Errorf("user id %q: %w", id, model.ErrInvalid)
 	}
-	u, err := s.st.User(id)
+	u, err := s.userRecord(ctx, id)
 	if err != nil {
 		return nil, err
 	}
@@ -130,6 +134,38 @@ func (s *Service) CachedUser(ctx context.Context, id string) (*UserView, error) 
 		return nil, err
 	}
 	return v, nil
+}
+
+// userRecord is the user's record, decoded once per stored form: the
+// cache is keyed by the hash of the stored bytes and the entry holds those
+// bytes, so any change to the record (a new version) is a miss. The read
+// path of a cached user view then costs one bbolt get, not a JSON decode.
+func (s *Service) userRecord(ctx context.Context, id string) (*model.User, error) {
+	raw, err := s.st.UserBytes(id, nil)
+	if err != nil {
+		return nil, err
+	}
+	type decoded struct {
+		raw []byte
+		u   model.User
+	}
+	k := cache.Key{Kind: "user-record", ID: id, Version: xxhash.Sum64(raw)}
+	d, err := cache.GetOrCompute(ctx, s.cache, k, cache.Users, func() (*decoded, int64, error) {
+		u, err := store.DecodeUser(raw)
+		if err != nil {
+			return nil, 0, err
+		}
+		return &decoded{raw: bytes.Clone(raw), u: *u}, int64(2*len(raw)) + 64, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !bytes.Equal(d.raw, raw) { // a hash collision: decode this form
+		return store.DecodeUser(raw)
+	}
+	u := d.u // the caller's own copy, slices included
+	u.Roles, u.TrialsUsed, u.Personal = slices.Clone(u.Roles), slices.Clone(u.TrialsUsed), bytes.Clone(u.Personal)
+	return &u, nil
 }
 
 // Balance is a user's credit balance.

@@ -55,13 +55,22 @@ func (s *Service) Plans(ctx context.Context, p store.Page) ([]model.Plan, string
 // GrantPlan gives a user a plan for some months (an operator's grant or a
 // gift); a renewal of the same plan extends it.
 func (s *Service) GrantPlan(ctx context.Context, a Actor, userID, planID string, months, days int) (*model.Subscription, error) {
+	return s.GrantPlanOnce(ctx, a, "", userID, planID, months, days)
+}
+
+// GrantPlanOnce is GrantPlan applied at most once per idempotency key
+// (none when empty): a repeat extends nothing and returns the first grant.
+func (s *Service) GrantPlanOnce(ctx context.Context, a Actor, key, userID, planID string, months, days int) (*model.Subscription, error) {
 	m := s.meta(a)
 	id, err := s.newID(m.At)
 	if err != nil {
 		return nil, err
 	}
-	cmd := store.GrantPlan{SubID: id, UserID: userID, PlanID: planID, Months: months, Days: days, Source: string(a)}
+	cmd := store.GrantPlan{SubID: id, UserID: userID, PlanID: planID, Months: months, Days: days, Source: string(a), Once: key}
 	if err := s.do(ctx, m, cmd, userID); err != nil {
+		return nil, err
+	}
+	if id, err = s.onceRef(key, id); err != nil {
 		return nil, err
 	}
 	subs, _, err := s.st.Subscriptions(userID, store.Page{Limit: store.MaxLimit})

@@ -25,6 +25,9 @@ type ClientConfig struct {
 	Filename string        `json:"filename"`
 	Text     string        `json:"text"`
 	Link     string        `json:"link,omitempty"` // t.me link for MTProto
+	// Dynamic is an Outline key's ssconf:// URL, which follows rotations and
+	// shows expiry or cap messages; set when the public listener is on.
+	Dynamic string `json:"dynamic,omitempty"`
 }
 
 // KeyConfig renders a key's client configuration. It is cached by key id
@@ -41,9 +44,13 @@ func (s *Service) KeyConfig(ctx context.Context, id string) (*ClientConfig, erro
 	if k.Status == model.KeyRevoked {
 		return nil, fmt.Errorf("key %s is revoked: %w", id, model.ErrState)
 	}
-	ck := cache.Key{Kind: "key-config", ID: k.ID, Version: k.Version}
+	prefix := ""
+	if k.Type == model.Outline {
+		prefix = prefixBytes(s.Policy().OutlinePrefix)
+	}
+	ck := cache.Key{Kind: "key-config", ID: k.ID, Version: k.Version, Variant: prefix}
 	return cache.GetOrCompute(ctx, s.cache, ck, cache.Configs, func() (*ClientConfig, int64, error) {
-		c, err := s.renderKey(k)
+		c, err := s.renderKey(k, prefix)
 		if err != nil {
 			return nil, 0, err
 		}
@@ -51,7 +58,7 @@ func (s *Service) KeyConfig(ctx context.Context, id string) (*ClientConfig, erro
 	})
 }
 
-func (s *Service) renderKey(k *model.Key) (*ClientConfig, error) {
+func (s *Service) renderKey(k *model.Key, prefix string) (*ClientConfig, error) {
 	plain, err := s.open(recKey, k.ID, k.Version, k.Secret)
 	if err != nil {
 		return nil, err
@@ -78,7 +85,10 @@ func (s *Service) renderKey(k *model.Key) (*ClientConfig, error) {
 			return nil, err
 		}
 		c.Filename = fileName(k.Name, k.ID) + ".txt"
-		c.Text = outline.AccessKeyURL(s.host(), s.ends.SSPort, sec, k.Name)
+		c.Text = outline.AccessKeyURLPrefix(s.host(), s.ends.SSPort, sec, k.Name, prefix)
+		if c.Dynamic, err = s.dynamicURL(k); err != nil {
+			return nil, err
+		}
 	default:
 		return nil, fmt.Errorf("key type %q: %w", k.Type, model.ErrInvalid)
 	}

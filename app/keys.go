@@ -21,6 +21,9 @@ type KeyRequest struct {
 	// (an operator's grant, from the CLI or the panel).
 	Admin  bool
 	Limits model.Limits
+	// Once, when set, issues at most one key per idempotency key: a repeat
+	// returns the first key.
+	Once string
 }
 
 const recKey = "key"
@@ -39,7 +42,7 @@ func (s *Service) CreateKey(ctx context.Context, a Actor, r KeyRequest) (*model.
 	if err != nil {
 		return nil, err
 	}
-	cmd := store.CreateKey{ID: id, UserID: r.UserID, Type: r.Type, Name: r.Name, Node: s.node, Grant: store.ByPlan}
+	cmd := store.CreateKey{ID: id, UserID: r.UserID, Type: r.Type, Name: r.Name, Node: s.node, Grant: store.ByPlan, Once: r.Once}
 	if cmd.Name == "" {
 		cmd.Name = string(r.Type)
 	}
@@ -47,13 +50,19 @@ func (s *Service) CreateKey(ctx context.Context, a Actor, r KeyRequest) (*model.
 	case r.Admin:
 		cmd.Grant, cmd.Limits = store.ByAdmin, r.Limits
 	case r.Trial:
-		if cmd.Limits, err = s.Policy().trialLimits(r.Type, m.At); err != nil {
+		pol := s.Policy()
+		if cmd.Limits, err = pol.trialLimits(r.Type, m.At); err != nil {
 			return nil, err
 		}
-		cmd.Grant = store.ByTrial
+		cmd.Grant, cmd.TrialBudget = store.ByTrial, pol.TrialsPerDay
 	}
 	if err := s.keyMaterial(&cmd); err != nil {
 		return nil, err
+	}
+	if cmd.Type == model.Outline { // its ssconf:// token; a rotation keeps it
+		if cmd.Dynamic, cmd.DynHash, err = s.newDynamicToken(cmd.ID); err != nil {
+			return nil, err
+		}
 	}
 	if cmd.Type == model.WireGuard {
 		if cmd.AddrV4, cmd.AddrV6, err = s.allocate(); err != nil {
@@ -72,6 +81,9 @@ func (s *Service) CreateKey(ctx context.Context, a Actor, r KeyRequest) (*model.
 		}
 	}
 	if err != nil {
+		return nil, err
+	}
+	if id, err = s.onceRef(r.Once, id); err != nil {
 		return nil, err
 	}
 	return s.Key(ctx, id)
@@ -156,6 +168,12 @@ func (s *Service) RenameKey(ctx context.Context, a Actor, id, name string) error
 // addresses, or a new Outline password); the old one stops working when the
 // data plane is handed the new set.
 func (s *Service) RotateKey(ctx context.Context, a Actor, id string) (*model.Key, error) {
+	return s.RotateKeyOnce(ctx, a, "", id)
+}
+
+// RotateKeyOnce is RotateKey applied at most once per idempotency key (none
+// when empty): a repeat keeps the secret the first rotation gave.
+func (s *Service) RotateKeyOnce(ctx context.Context, a Actor, key, id string) (*model.Key, error) {
 	k, err := s.Key(ctx, id)
 	if err != nil {
 		return nil, err
@@ -164,7 +182,7 @@ func (s *Service) RotateKey(ctx context.Context, a Actor, id string) (*model.Key
 	if err := s.keyMaterial(&cmd); err != nil {
 		return nil, err
 	}
-	if err := s.do(ctx, s.meta(a), store.UpdateKey{KeyID: id, Secret: cmd.Secret, Public: cmd.Public}, k.UserID); err != nil {
+	if err := s.do(ctx, s.meta(a), store.UpdateKey{KeyID: id, Secret: cmd.Secret, Public: cmd.Public, Once: key}, k.UserID); err != nil {
 		return nil, err
 	}
 	return s.Key(ctx, id)

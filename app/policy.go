@@ -20,6 +20,12 @@ type Policy struct {
 	TrialProtocols  []model.KeyType `json:"trial_protocols"`
 	ReferralCredits int64           `json:"referral_credits"`
 	MaxConnsDefault int             `json:"max_conns_default"`
+	// TrialsPerDay is the node-wide budget of free trials granted per UTC
+	// day (0: no budget); the store refuses the one past it.
+	TrialsPerDay int `json:"trials_per_day,omitempty"`
+	// OutlinePrefix is Outline's salt prefix for access keys, one code point
+	// (U+0000..U+00FF) per byte as Outline writes it; "" for none.
+	OutlinePrefix string `json:"outline_prefix,omitempty"`
 }
 
 const settingPolicy = "policy"
@@ -48,8 +54,11 @@ func (s *Service) Policy() Policy {
 
 // SetPolicy stores a new policy after checking it.
 func (s *Service) SetPolicy(ctx context.Context, a Actor, p Policy) error {
-	if p.TrialDays < 0 || p.TrialDays > 90 || p.ReferralCredits < 0 || p.MaxConnsDefault < 0 {
+	if p.TrialDays < 0 || p.TrialDays > 90 || p.ReferralCredits < 0 || p.MaxConnsDefault < 0 || p.TrialsPerDay < 0 {
 		return fmt.Errorf("policy out of range: %w", model.ErrInvalid)
+	}
+	if err := checkPrefix(p.OutlinePrefix); err != nil {
+		return err
 	}
 	for _, t := range p.TrialProtocols {
 		if !t.Valid() {

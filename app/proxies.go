@@ -17,6 +17,9 @@ type ProxyRequest struct {
 	Trial  bool
 	Admin  bool
 	Limits model.Limits
+	// Once, when set, issues at most one secret per idempotency key: a
+	// repeat returns the first.
+	Once string
 }
 
 // CreateProxy issues an MTProto secret for a user.
@@ -26,15 +29,16 @@ func (s *Service) CreateProxy(ctx context.Context, a Actor, r ProxyRequest) (*mo
 	if err != nil {
 		return nil, err
 	}
-	cmd := store.CreateProxy{ID: id, UserID: r.UserID, Node: s.node, Grant: store.ByPlan}
+	cmd := store.CreateProxy{ID: id, UserID: r.UserID, Node: s.node, Grant: store.ByPlan, Once: r.Once}
 	switch {
 	case r.Admin:
 		cmd.Grant, cmd.Limits = store.ByAdmin, r.Limits
 	case r.Trial:
-		if cmd.Limits, err = s.Policy().trialLimits(model.MTProto, m.At); err != nil {
+		pol := s.Policy()
+		if cmd.Limits, err = pol.trialLimits(model.MTProto, m.At); err != nil {
 			return nil, err
 		}
-		cmd.Grant = store.ByTrial
+		cmd.Grant, cmd.TrialBudget = store.ByTrial, pol.TrialsPerDay
 	}
 	key, err := mtproto.NewSecret(s.rand)
 	if err != nil {
@@ -44,6 +48,9 @@ func (s *Service) CreateProxy(ctx context.Context, a Actor, r ProxyRequest) (*mo
 		return nil, err
 	}
 	if err := s.do(ctx, m, cmd, r.UserID); err != nil {
+		return nil, err
+	}
+	if id, err = s.onceRef(r.Once, id); err != nil {
 		return nil, err
 	}
 	p, err := s.st.Proxy(id)

@@ -47,6 +47,7 @@ type Reconciler struct {
 	lastCollect *metrics.Gauge
 	collectErrs *metrics.Counter
 	applyErrs   *metrics.Counter
+	status      *planeStatus
 	ready       chan struct{}
 }
 
@@ -75,6 +76,11 @@ func NewReconciler(o ReconcilerOptions) *Reconciler {
 	r.lastCollect = o.Metrics.NewGauge("usipipo_usage_last_collect_timestamp_seconds", nil)
 	r.collectErrs = o.Metrics.NewCounter("usipipo_usage_collect_errors_total")
 	r.applyErrs = o.Metrics.NewCounter("usipipo_reconcile_errors_total")
+	names := make([]string, len(o.Planes))
+	for i, p := range o.Planes {
+		names[i] = p.Name()
+	}
+	r.status = newPlaneStatus(o.Metrics, names)
 	return r
 }
 
@@ -115,19 +121,28 @@ func (r *Reconciler) Run(ctx context.Context) error {
 
 // pushAll hands every plane its desired set.
 func (r *Reconciler) pushAll(ctx context.Context) {
+	all, complete := map[string]struct{}{}, true
 	for _, p := range r.planes {
-		creds, err := r.desired(p)
+		users := map[string]struct{}{}
+		creds, err := r.desiredFor(p, users)
 		if err == nil {
 			err = p.Apply(ctx, creds)
 		}
 		if err != nil {
 			r.applyErrs.Inc()
+			r.status.pushed(p.Name(), false, 0, 0)
 			r.log.Error("reconcile_failed", "plane", p.Name(), "error", err.Error())
+			complete = false
 			continue
 		}
 		r.mu.Lock()
 		r.installed[p.Name()] = len(creds)
 		r.mu.Unlock()
+		r.status.pushed(p.Name(), true, len(creds), len(users))
+		maps.Copy(all, users)
+	}
+	if complete {
+		r.status.activeUsers(len(all))
 	}
 }
 
@@ -151,7 +166,11 @@ func (r *Reconciler) Sync(ctx context.Context) {
 // proxies) of its types, of users neither banned nor erased, not yet expired.
 // Only records whose version changed since the last pass are decoded and
 // their secrets opened; the rest come from r.known.
-func (r *Reconciler) desired(p plane.Plane) ([]plane.Credential, error) {
+func (r *Reconciler) desired(p plane.Plane) ([]plane.Credential, error) { return r.desiredFor(p, nil) }
+
+// desiredFor is desired, also adding the id of every user with a
+// credential in the set to users (if not nil).
+func (r *Reconciler) desiredFor(p plane.Plane, users map[string]struct{}) ([]plane.Credential, error) {
 	now := r.svc.now()
 	reading := r.readings[p.Name()]
 	blocked, err := r.svc.st.BlockedUsers()
@@ -193,6 +212,9 @@ func (r *Reconciler) desired(p plane.Plane) ([]plane.Credential, error) {
 				c.Budget = c.Limits.DataCap - min(used, c.Limits.DataCap)
 			}
 			out = append(out, c)
+			if users != nil {
+				users[userID] = struct{}{}
+			}
 			return nil
 		})
 		if err != nil {
@@ -246,6 +268,7 @@ func (r *Reconciler) collect(ctx context.Context) {
 	next := map[string]planeReading{}
 	for _, p := range r.planes {
 		snap, err := p.Counters(ctx)
+		r.status.collected(p.Name(), err == nil, conns(snap))
 		if err != nil {
 			r.collectErrs.Inc()
 			r.log.Error("usage_read_failed", "plane", p.Name(), "error", err.Error())
@@ -304,4 +327,13 @@ func (r *Reconciler) expire(ctx context.Context) {
 	if err := r.svc.st.Do(ctx, store.Meta{At: now, Actor: string(ActorSystem)}, store.ExpireKeys{KeyIDs: ids}); err != nil {
 		r.log.Error("expiry_sweep_failed", "error", err.Error())
 	}
+}
+
+// conns is the open connections over a plane's counters.
+func conns(s plane.Snapshot) int {
+	n := 0
+	for _, c := range s.Counters {
+		n += c.Conns
+	}
+	return n
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"sync/atomic"
 	"time"
 
 	"github.com/usipipo/usipipo/store"
@@ -24,6 +25,7 @@ type Endpoints struct {
 	SSPort      int      // from --ss-listen
 	MTProtoPort int      // from --mtproto-listen
 	CloakDomain string   // FakeTLS domain, by default PublicHost
+	PublicPort  int      // of --public-listen, for ssconf:// URLs; 0 = off
 }
 
 // Options configure a Service. Store and DataKey are required.
@@ -54,6 +56,8 @@ type Service struct {
 	pool4   netip.Prefix
 	pool6   netip.Prefix
 	admins  map[int64]bool
+	free    atomic.Pointer[freeSource] // set by SetFreeProxySource (freeproxies.go)
+	spent   *spentTOTP                 // TOTP codes that already let someone in (totp_replay.go)
 }
 
 // New returns a Service.
@@ -87,7 +91,7 @@ func New(o Options) (*Service, error) {
 		admins[id] = true
 	}
 	return &Service{st: o.Store, dataKey: o.DataKey, cache: o.Cache, node: o.Node, log: o.Logger, now: o.Now,
-		rand: o.Rand, ends: o.Ends, pool4: o.WGPool4, pool6: o.WGPool6, admins: admins}, nil
+		rand: o.Rand, ends: o.Ends, pool4: o.WGPool4, pool6: o.WGPool6, admins: admins, spent: newSpentTOTP()}, nil
 }
 
 // Store is the service's store, for adapters' read-only views.

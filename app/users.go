@@ -93,7 +93,7 @@ func (s *Service) RegisterUser(ctx context.Context, a Actor, in NewUser) (*UserV
 		return nil, err
 	}
 	cmd := store.CreateUser{ID: id, TelegramID: in.TelegramID, Personal: sealedPersonal, UserKey: wrapped,
-		Language: language(in.Language), ReferralCode: code}
+		Language: language(in.Language), ReferralCode: code, TrialGuard: s.trialGuard(in.TelegramID)}
 	if in.ReferralCode != "" {
 		ref, err := s.st.UserByReferralCode(strings.ToLower(in.ReferralCode))
 		if err == nil && ref.ID != id {
@@ -225,7 +225,11 @@ func (s *Service) GrantRole(ctx context.Context, a Actor, userID string, role mo
 
 // Erase forgets a user (GDPR): see store.EraseUser.
 func (s *Service) Erase(ctx context.Context, a Actor, userID string) error {
-	return s.do(ctx, s.meta(a), store.EraseUser{UserID: userID}, userID)
+	cmd, err := s.eraseCommand(userID)
+	if err != nil {
+		return err
+	}
+	return s.do(ctx, s.meta(a), cmd, userID)
 }
 
 // Export returns everything stored about a user, opened, as JSON-ready data.
@@ -243,6 +247,11 @@ func (s *Service) Export(ctx context.Context, userID string) (map[string]any, er
 		ks[i].Secret = nil
 	}
 	out["keys"] = ks
+	ts, _, err := s.Tickets(ctx, "", userID, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		return nil, err
+	}
+	out["tickets"] = ts
 	for name, list := range map[string]func() (any, error){
 		"payments": func() (any, error) {
 			x, _, err := s.st.Payments(userID, store.Page{Limit: store.MaxLimit})
