@@ -57,6 +57,11 @@ type (
 		Plan   bool         `json:"plan,omitempty"`
 		Limits model.Limits `json:"limits"`
 	}
+	// FreeProxies asks for working free proxies (app.Service.FreeProxies).
+	FreeProxies struct {
+		Country string `json:"country,omitempty"`
+		Limit   int    `json:"limit,omitempty"`
+	}
 	// APIKeyAdd creates an API key.
 	APIKeyAdd struct {
 		Name    string        `json:"name"`
@@ -237,6 +242,12 @@ func (s *Server) dispatchCredentials(ctx context.Context, c *call) (any, error) 
 		}
 		items, next, err := svc.Proxies(ctx, p.UserID, page(p))
 		return Page[model.Proxy]{items, next}, err
+	case "proxy.free":
+		var p FreeProxies
+		if err := c.params(&p); err != nil {
+			return nil, err
+		}
+		return svc.FreeProxies(ctx, p.Country, p.Limit)
 	case "proxy.revoke":
 		var p Target
 		if err := c.params(&p); err != nil {
@@ -276,8 +287,12 @@ func (s *Server) dispatchNode(ctx context.Context, c *call) (any, error) {
 		}
 		pw, err := svc.ResetAdminPassword(ctx, a, p.ID)
 		return map[string]string{"username": nonEmpty(p.ID, app.DefaultAdmin), "password": pw}, err
+	case "admin.reset-totp":
+		return s.resetTOTP(ctx, c)
 	case "node.status":
 		return s.node.Status(ctx)
+	case "node.upgrade":
+		return s.upgrade(ctx, c)
 	case "node.check":
 		return map[string]string{"status": "ok"}, s.node.Check(ctx)
 	case "backup.create":
@@ -295,6 +310,8 @@ func (s *Server) dispatchNode(ctx context.Context, c *call) (any, error) {
 			return nil, fmt.Errorf("backup.restore needs the backup as a stream: %w", errInvalid)
 		}
 		return s.node.Restore(ctx, c.body, []byte(p.Passphrase))
+	case "pay.qvapay":
+		return s.payQvaPay(ctx, c)
 	}
 	return nil, fmt.Errorf("unknown method %q: %w", strings.TrimSpace(c.req.Method), errInvalid)
 }

@@ -54,7 +54,12 @@ func TestBackupUnderLoadRestoresOnFreshMachine(t *testing.T) {
 	data, stopNode := startNode(t)
 	stop := make(chan struct{})
 	acked, wait := writeLoad(t, data, stop)
-	time.Sleep(300 * time.Millisecond)
+	// Wait for acknowledged writes rather than a fixed time: on a loaded
+	// machine the first ones can take a while.
+	deadline := time.Now().Add(20 * time.Second)
+	for len(acked()) < 3 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
 	before := acked()
 	out := filepath.Join(t.TempDir(), "node.bak")
 	env := map[string]string{"USIPIPO_DATA": data, "USIPIPO_BACKUP_PASSPHRASE": testPass}

@@ -41,14 +41,17 @@ Node:
   backup  --out FILE       hot, encrypted backup (USIPIPO_BACKUP_PASSPHRASE or --passphrase-file)
   restore --in FILE        restore a backup (into a stopped data dir, or a running node)
   doctor                   check ports, permissions, clock, disk and the database
+  upgrade [--binary PATH]  hand the running node over to a new binary without dropping connections
 
 Admin (over DATA/admin.sock of the running node; --data DIR or USIPIPO_DATA; --json):
   user   add --telegram-id N | list | show ID | ban ID [--reason R] | unban ID
   plan   add --name N --days D [...] | list | grant --user ID --plan ID [--months N]
   key    add --user ID --type wireguard|outline | list [--user ID] | revoke ID | config ID [--qr FILE]
-  proxy  add --user ID | list [--user ID] | revoke ID
+  proxy  add --user ID | list [--user ID] | revoke ID | free [--country CC] [--limit N]
   apikey add --scope read|write|admin [--name N] [--expires 720h] | list | revoke ID
   admin  reset-password [--user NAME]
+  admin  reset-totp [--user NAME]   turn a login's TOTP second factor off (lost authenticator)
+  pay    qvapay --app-id ID --secret-file FILE|-   (or env USIPIPO_QVAPAY_SECRET; never on the command line)
   status                   the running node's status
 
 Run "usipipo <command> -h" for a command's flags.
@@ -76,9 +79,11 @@ func Run(ctx context.Context, args []string, env Env) int {
 		err = backupCmd(ctx, rest, env)
 	case "restore":
 		err = restoreCmd(ctx, rest, env)
+	case "upgrade":
+		err = upgradeCmd(ctx, rest, env)
 	case "doctor":
 		err = doctor(ctx, rest, env)
-	case "user", "plan", "key", "proxy", "apikey", "admin", "status":
+	case "user", "plan", "key", "proxy", "apikey", "admin", "status", "pay":
 		err = adminVerb(ctx, cmd, rest, env)
 	case "help", "-h", "--help":
 		fmt.Fprint(env.Stdout, usage)
@@ -101,5 +106,8 @@ func exitCode(err error, env Env) int {
 	}
 	msg := err.Error()
 	fmt.Fprintf(env.Stderr, "usipipo: %s\n", strings.TrimSpace(msg))
+	if errors.As(err, new(notStarted)) {
+		return exitNotStarted
+	}
 	return 1
 }

@@ -32,7 +32,7 @@ func startNode(t *testing.T) (data string, stop func()) {
 
 func startNodeOn(t *testing.T, data string) (string, func()) {
 	t.Helper()
-	cfg, err := config.Parse([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0",
+	cfg, err := config.Parse([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0", "--wg-mode", "netstack",
 		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0"}, nil)
 	if err != nil {
 		t.Fatal(err)

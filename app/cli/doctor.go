@@ -48,7 +48,10 @@ func doctor(ctx context.Context, args []string, env Env) error {
 	fs = append(fs, checkDataDir(cfg.Data)...)
 	fs = append(fs, checkDatabase(ctx, cfg.Data, running))
 	fs = append(fs, checkPorts(cfg, running)...)
-	fs = append(fs, checkClock(), checkDisk(cfg.Data), checkTUN(cfg))
+	fs = append(fs, checkClock(), checkDisk(cfg.Data))
+	fs = append(fs, checkOutlineAPI(cfg)...)
+	fs = append(fs, checkTUN(cfg)...)
+	fs = append(fs, checkWebhook(ctx, cfg, systemWebhookEnv())...)
 	failed := 0
 	for _, f := range fs {
 		if f.Level == "fail" {
@@ -212,18 +215,4 @@ func checkDisk(data string) finding {
 		return bad("warn", "disk", detail, "free some space soon")
 	}
 	return ok("disk", detail)
-}
-
-func checkTUN(cfg *config.Config) finding {
-	f, err := os.OpenFile("/dev/net/tun", os.O_RDWR, 0)
-	if err == nil {
-		f.Close()
-		return ok("tun", "/dev/net/tun is usable: WireGuard can run in tun mode")
-	}
-	level := "warn"
-	if cfg.WGMode == config.WGModeTUN {
-		level = "fail"
-	}
-	return bad(level, "tun", "cannot open /dev/net/tun ("+err.Error()+"): WireGuard falls back to netstack mode",
-		"run as root or with CAP_NET_ADMIN and DeviceAllow=/dev/net/tun (the systemd unit does)")
 }

@@ -37,8 +37,14 @@ func adminVerb(ctx context.Context, noun string, args []string, env Env) error {
 		return keyVerb(c, verb, rest, call)
 	case "proxy add", "proxy list", "proxy revoke":
 		return proxyVerb(c, verb, rest, call)
+	case "proxy free":
+		return freeProxiesVerb(c, rest, call)
 	case "apikey add", "apikey list", "apikey revoke":
 		return apikeyVerb(c, verb, rest, call)
+	case "pay qvapay":
+		return payVerb(c, verb, rest, call)
+	case "admin reset-totp":
+		return resetTOTPVerb(c, rest, call)
 	case "admin reset-password":
 		var user string
 		c.fs.StringVar(&user, "user", app.DefaultAdmin, "panel login name")

@@ -128,7 +128,7 @@ func keyVerb(c *command, verb string, args []string, call caller) error {
 		}
 		return c.print(out, func(w io.Writer) {
 			fmt.Fprintf(c.env.Stderr, "key %s (%s) for user %s\n", out.Key.ID, out.Key.Type, out.Key.UserID)
-			fmt.Fprint(w, withNL(out.Config.Text))
+			fmt.Fprint(w, configText(out.Config))
 		})
 	case "list":
 		var p admin.List
@@ -172,9 +172,19 @@ func keyVerb(c *command, verb string, args []string, call caller) error {
 				return err
 			}
 		}
-		return c.print(out, func(w io.Writer) { fmt.Fprint(w, withNL(out.Text)) })
+		return c.print(out, func(w io.Writer) { fmt.Fprint(w, configText(out)) })
 	}
 	return errUsage
+}
+
+// configText is a configuration as printed: the file or access key, then an
+// Outline key's dynamic ssconf:// URL on its own line when there is one.
+func configText(c app.ClientConfig) string {
+	t := withNL(c.Text)
+	if c.Dynamic != "" {
+		t += c.Dynamic + "\n"
+	}
+	return t
 }
 
 func withNL(s string) string {

@@ -21,20 +21,25 @@ type Config struct {
 
 	Data          string // --data: data directory
 	HTTP          string // --http: API, panel and /metrics listen address
+	HTTPTLS       string // --http-tls: HTTPTLSOff, HTTPTLSSelfSigned or HTTPTLSCert
 	WGListen      string // --wg-listen: WireGuard UDP listen address
 	WGMode        string // --wg-mode: WGModeAuto, WGModeTUN or WGModeNetstack
+	WGIface       string // --wg-iface: the kernel interface of tun mode
 	SSListen      string // --ss-listen: Shadowsocks TCP+UDP listen address
 	MTProtoListen string // --mtproto-listen: MTProto proxy listen address
 	BotToken      Secret // --bot-token: Telegram bot token; empty turns the bot off
 	PublicHost    string // --public-host: host or IP clients connect to; empty = derive
 	PublicListen  string // --public-listen: public HTTPS listener; empty = off
 	PublicAPI     bool   // --public-api: also serve /api on the public listener
+	BotWebhook    bool   // --bot-webhook: Telegram updates by webhook on --public-listen, not polling
+	OutlineAPI    string // --outline-api: Outline Manager API listen address; empty = off
 
 	EgressAllow []netip.Prefix // --egress-allow: ranges tunnelled traffic may reach
 	EgressDeny  []netip.Prefix // --egress-deny: ranges tunnelled traffic may not reach
 
 	BotAPIURL     string         // --bot-api-url: Telegram Bot API base URL
 	MTProtoDC     map[int]string // --mtproto-dc: Telegram DC index → host:port overrides
+	MTProtoFast   bool           // --mtproto-fast: DC→client bytes without re-encryption
 	ShadowmereURL string         // --shadowmere-url: proxy list source; empty = off
 	QvaPayURL     string         // --qvapay-url: QvaPay API base URL
 
@@ -45,6 +50,13 @@ type Config struct {
 	LogLevel slog.Level // --log-level: debug, info, warn or error
 	Node     string     // --node: this node's name
 	AdminIDs []int64    // --admin-id: Telegram ids of the admins
+
+	AdminEmails  []string // --admin-email: e-mail addresses of the admins
+	SMTPHost     string   // --smtp-host: SMTP relay for e-mail notifications; empty = none
+	SMTPPort     int      // --smtp-port: its port
+	SMTPUser     string   // --smtp-user: SMTP login; empty = no authentication
+	SMTPPassword Secret   // --smtp-password: SMTP password
+	SMTPFrom     string   // --smtp-from: sender address of notifications
 
 	BackupEvery time.Duration // --backup-every: scheduled backup interval; 0 = off
 	BackupKeep  int           // --backup-keep: scheduled backups kept
@@ -63,8 +75,10 @@ func Default() *Config {
 	return &Config{
 		Data:          "./data",
 		HTTP:          "127.0.0.1:8080",
+		HTTPTLS:       HTTPTLSOff,
 		WGListen:      ":51820",
 		WGMode:        WGModeAuto,
+		WGIface:       "usipipo0",
 		SSListen:      ":8388",
 		MTProtoListen: ":8443",
 		BotAPIURL:     "https://api.telegram.org",
@@ -73,6 +87,7 @@ func Default() *Config {
 		Node:          hostname(),
 		BackupEvery:   24 * time.Hour,
 		BackupKeep:    7,
+		SMTPPort:      587,
 		CacheMB:       64,
 		WGV4Pool:      netip.MustParsePrefix("10.66.0.0/16"),
 		WGV6Pool:      netip.MustParsePrefix("fd66::/64"),

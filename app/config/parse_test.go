@@ -59,14 +59,19 @@ var settingCases = []struct {
 }{
 	{"data", []string{"/srv/usipipo"}, func(c *config.Config) any { return c.Data }, "/srv/usipipo"},
 	{"http", []string{"0.0.0.0:9000"}, func(c *config.Config) any { return c.HTTP }, "0.0.0.0:9000"},
+	{"http-tls", []string{"self-signed"}, func(c *config.Config) any { return c.HTTPTLS }, config.HTTPTLSSelfSigned},
 	{"wg-listen", []string{"[::]:51821"}, func(c *config.Config) any { return c.WGListen }, "[::]:51821"},
 	{"wg-mode", []string{"netstack"}, func(c *config.Config) any { return c.WGMode }, config.WGModeNetstack},
+	{"wg-iface", []string{"wg-sell0"}, func(c *config.Config) any { return c.WGIface }, "wg-sell0"},
 	{"ss-listen", []string{":8389"}, func(c *config.Config) any { return c.SSListen }, ":8389"},
 	{"mtproto-listen", []string{":443"}, func(c *config.Config) any { return c.MTProtoListen }, ":443"},
 	{"bot-token", []string{"123456:ABC-def_ghi"}, func(c *config.Config) any { return c.BotToken.Reveal() }, "123456:ABC-def_ghi"},
 	{"public-host", []string{"vpn.example.com"}, func(c *config.Config) any { return c.PublicHost }, "vpn.example.com"},
 	{"public-listen", []string{":443"}, func(c *config.Config) any { return c.PublicListen }, ":443"},
 	{"public-api", []string{"true"}, func(c *config.Config) any { return c.PublicAPI }, true},
+	{"bot-webhook", []string{"true"}, func(c *config.Config) any { return c.BotWebhook }, true},
+	{"mtproto-fast", []string{"true"}, func(c *config.Config) any { return c.MTProtoFast }, true},
+	{"outline-api", []string{"0.0.0.0:8181"}, func(c *config.Config) any { return c.OutlineAPI }, "0.0.0.0:8181"},
 	{"egress-allow", []string{"10.0.0.0/8", "192.0.2.7"}, func(c *config.Config) any { return c.EgressAllow },
 		[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}},
 	{"egress-deny", []string{"2001:db8::/32", "2001:db8::1"}, func(c *config.Config) any { return c.EgressDeny },
@@ -83,6 +88,12 @@ var settingCases = []struct {
 	{"log-level", []string{"debug"}, func(c *config.Config) any { return c.LogLevel }, slog.LevelDebug},
 	{"node", []string{"node-1.havana"}, func(c *config.Config) any { return c.Node }, "node-1.havana"},
 	{"admin-id", []string{"123", "9876543210"}, func(c *config.Config) any { return c.AdminIDs }, []int64{123, 9876543210}},
+	{"admin-email", []string{"ops@example.org", "Ana <ana@example.org>"}, func(c *config.Config) any { return c.AdminEmails }, []string{"ops@example.org", "Ana <ana@example.org>"}},
+	{"smtp-host", []string{"smtp.example.org"}, func(c *config.Config) any { return c.SMTPHost }, "smtp.example.org"},
+	{"smtp-port", []string{"2525"}, func(c *config.Config) any { return c.SMTPPort }, 2525},
+	{"smtp-user", []string{"notify"}, func(c *config.Config) any { return c.SMTPUser }, "notify"},
+	{"smtp-password", []string{"p4ss word"}, func(c *config.Config) any { return c.SMTPPassword.Reveal() }, "p4ss word"},
+	{"smtp-from", []string{"uSipipo <node@example.org>"}, func(c *config.Config) any { return c.SMTPFrom }, "uSipipo <node@example.org>"},
 	{"backup-every", []string{"1h30m"}, func(c *config.Config) any { return c.BackupEvery }, 90 * time.Minute},
 	{"backup-keep", []string{"3"}, func(c *config.Config) any { return c.BackupKeep }, 3},
 	{"cache-mb", []string{"0"}, func(c *config.Config) any { return c.CacheMB }, 0},
@@ -111,7 +122,7 @@ func TestEachSettingFromEachSource(t *testing.T) {
 			"flag": func(t *testing.T) ([]string, func(string) (string, bool), string) {
 				var args []string
 				for _, v := range tc.texts {
-					if tc.name == "public-api" { // a yes/no flag takes its value after "="
+					if v == "true" || v == "false" { // a yes/no flag takes its value after "="
 						args = append(args, "--"+tc.name+"="+v)
 					} else {
 						args = append(args, "--"+tc.name, v)
@@ -158,13 +169,14 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("Parse of nothing = %v, want %v", c.Redacted(), want.Redacted())
 	}
 	for name, v := range map[string]string{
-		"data": "./data", "http": "127.0.0.1:8080", "wg-listen": ":51820", "wg-mode": "auto",
-		"ss-listen": ":8388", "mtproto-listen": ":8443", "bot-token": "", "public-host": "",
-		"public-listen": "", "public-api": "false", "egress-allow": "", "egress-deny": "",
+		"data": "./data", "http": "127.0.0.1:8080", "http-tls": "off", "wg-listen": ":51820", "wg-mode": "auto", "wg-iface": "usipipo0",
+		"ss-listen": ":8388", "mtproto-listen": ":8443", "mtproto-fast": "false", "bot-token": "", "public-host": "",
+		"public-listen": "", "public-api": "false", "bot-webhook": "false", "egress-allow": "", "egress-deny": "",
 		"bot-api-url": "https://api.telegram.org", "mtproto-dc": "", "shadowmere-url": "",
 		"qvapay-url": "https://qvapay.com/api", "tls-cert": "", "tls-key": "", "passphrase-file": "",
 		"log-level": "info", "admin-id": "", "backup-every": "24h", "backup-keep": "7",
 		"cache-mb": "64", "wg-v4-pool": "10.66.0.0/16", "wg-v6-pool": "fd66::/64",
+		"admin-email": "", "smtp-host": "", "smtp-port": "587", "smtp-user": "", "smtp-password": "", "smtp-from": "",
 	} {
 		if got := c.Redacted()[name]; got != v {
 			t.Errorf("default %s = %q, want %q", name, got, v)
@@ -351,6 +363,7 @@ func TestParseErrors(t *testing.T) {
 		{"dc twice", []string{"--mtproto-dc", "2=149.154.167.51:443", "--mtproto-dc", "2=149.154.167.50:443"}, nil,
 			`config: --mtproto-dc "2=149.154.167.50:443" (from command line): DC index given twice`},
 		{"admin id", []string{"--admin-id", "-5"}, nil, `config: --admin-id "-5" (from command line): telegram ids are positive`},
+		{"admin email", []string{"--admin-email", "not mail"}, nil, `config: --admin-email "not mail" (from command line): want an e-mail address such as ops@example.org`},
 		{"admin id text", nil, []string{"USIPIPO_ADMIN_ID", "1,@bob"}, `config: --admin-id "@bob" (from USIPIPO_ADMIN_ID): want a whole number`},
 		{"log level", []string{"--log-level", "verbose"}, nil, `config: --log-level "verbose" (from command line): want debug, info, warn or error`},
 		{"bool", []string{"--public-api=maybe"}, nil, `config: --public-api "maybe" (from command line): want true or false`},

@@ -1,7 +1,9 @@
 package config
 
 import (
+	"errors"
 	"log/slog"
+	"net/mail"
 	"net/netip"
 	"slices"
 	"strconv"
@@ -30,14 +32,19 @@ type setting struct {
 var settings = []*setting{
 	scalar("data", "DIR", "data directory; created 0700 if missing", func(c *Config) *string { return &c.Data }, parseString, showString, nil),
 	scalar("http", "ADDR", "API, panel and /metrics listen address", func(c *Config) *string { return &c.HTTP }, parseString, showString, checkListenAddr),
+	scalar("http-tls", "MODE", "TLS 1.3 on --http: off, self-signed (its SHA-256 is logged) or cert (--tls-cert/--tls-key)", func(c *Config) *string { return &c.HTTPTLS }, parseString, showString, checkHTTPTLS),
 	scalar("wg-listen", "ADDR", "WireGuard UDP listen address", func(c *Config) *string { return &c.WGListen }, parseString, showString, checkListenAddr),
 	scalar("wg-mode", "MODE", "WireGuard mode: auto, tun or netstack", func(c *Config) *string { return &c.WGMode }, parseString, showString, checkWGMode),
+	scalar("wg-iface", "NAME", "WireGuard's interface in tun mode", func(c *Config) *string { return &c.WGIface }, parseString, showString, checkIfaceName),
 	scalar("ss-listen", "ADDR", "Shadowsocks TCP+UDP listen address", func(c *Config) *string { return &c.SSListen }, parseString, showString, checkListenAddr),
 	scalar("mtproto-listen", "ADDR", "MTProto proxy listen address", func(c *Config) *string { return &c.MTProtoListen }, parseString, showString, checkListenAddr),
+	boolean(scalar("mtproto-fast", "", "MTProto fast mode: DC→client bytes pass without re-encryption (less CPU; the DC leg carries the client's downstream key in clear)", func(c *Config) *bool { return &c.MTProtoFast }, parseBool, strconv.FormatBool, nil)),
 	secret(scalar("bot-token", "TOKEN", "Telegram bot token; empty turns the bot off", func(c *Config) *Secret { return &c.BotToken }, parseSecret, Secret.String, checkBotToken)),
 	scalar("public-host", "HOST", "host or IP that client configs point at; empty = derive", func(c *Config) *string { return &c.PublicHost }, parseString, showString, checkOptional(checkHost)),
 	scalar("public-listen", "ADDR", "public HTTPS listen address; empty = off", func(c *Config) *string { return &c.PublicListen }, parseString, showString, checkOptional(checkListenAddr)),
 	boolean(scalar("public-api", "", "also serve /api on the public listener", func(c *Config) *bool { return &c.PublicAPI }, parseBool, strconv.FormatBool, nil)),
+	boolean(scalar("bot-webhook", "", "receive Telegram updates by webhook at https://PUBLIC_HOST/tg/webhook on --public-listen instead of polling", func(c *Config) *bool { return &c.BotWebhook }, parseBool, strconv.FormatBool, nil)),
+	scalar("outline-api", "ADDR", "Outline Manager API listen address (HTTPS, self-signed, secret path); empty = off", func(c *Config) *string { return &c.OutlineAPI }, parseString, showString, checkOptional(checkListenAddr)),
 	list("egress-allow", "CIDR", "range tunnelled traffic may reach (repeatable; an IP means /32 or /128)", func(c *Config) *[]netip.Prefix { return &c.EgressAllow }, parsePrefix, netip.Prefix.String, checkPrefix),
 	list("egress-deny", "CIDR", "range tunnelled traffic may not reach (repeatable)", func(c *Config) *[]netip.Prefix { return &c.EgressDeny }, parsePrefix, netip.Prefix.String, checkPrefix),
 	scalar("bot-api-url", "URL", "Telegram Bot API base URL", func(c *Config) *string { return &c.BotAPIURL }, parseString, showURL, checkURL),
@@ -50,6 +57,12 @@ var settings = []*setting{
 	scalar("log-level", "LEVEL", "debug, info, warn or error", func(c *Config) *slog.Level { return &c.LogLevel }, parseLevel, showLevel, checkLevel),
 	withDefText(scalar("node", "NAME", "this node's name", func(c *Config) *string { return &c.Node }, parseString, showString, checkNode), "the host name"),
 	list("admin-id", "TGID", "Telegram id of an admin (repeatable)", func(c *Config) *[]int64 { return &c.AdminIDs }, parseInt64, showInt64, checkTelegramID),
+	list("admin-email", "ADDR", "e-mail address of an admin, for alerts and reports (repeatable)", func(c *Config) *[]string { return &c.AdminEmails }, parseString, showString, checkMailAddress),
+	scalar("smtp-host", "HOST", "SMTP relay for e-mail notifications (STARTTLS required); empty = no e-mail", func(c *Config) *string { return &c.SMTPHost }, parseString, showString, checkOptional(checkHost)),
+	scalar("smtp-port", "N", "SMTP relay port", func(c *Config) *int { return &c.SMTPPort }, parseInt, strconv.Itoa, checkPort),
+	scalar("smtp-user", "USER", "SMTP login; empty = no authentication", func(c *Config) *string { return &c.SMTPUser }, parseString, showString, nil),
+	secret(scalar("smtp-password", "PASSWORD", "SMTP password", func(c *Config) *Secret { return &c.SMTPPassword }, parseSecret, Secret.String, nil)),
+	scalar("smtp-from", "ADDR", "sender of e-mail notifications", func(c *Config) *string { return &c.SMTPFrom }, parseString, showString, checkOptional(checkMailAddress)),
 	scalar("backup-every", "DURATION", "scheduled backup interval; 0 = off", func(c *Config) *time.Duration { return &c.BackupEvery }, parseDuration, showDuration, checkNonNegative[time.Duration]),
 	scalar("backup-keep", "N", "scheduled backups kept", func(c *Config) *int { return &c.BackupKeep }, parseInt, strconv.Itoa, checkPositive),
 	scalar("cache-mb", "N", "cache size in MiB; 0 = cache off", func(c *Config) *int { return &c.CacheMB }, parseInt, strconv.Itoa, checkNonNegative[int]),
@@ -187,4 +200,20 @@ func checkOptional(check func(string) error) func(string) error {
 		}
 		return check(v)
 	}
+}
+
+// checkMailAddress accepts one e-mail address, optionally with a name
+// ("Ops <ops@example.org>").
+func checkMailAddress(v string) error {
+	if _, err := mail.ParseAddress(v); err != nil {
+		return errors.New("want an e-mail address such as ops@example.org")
+	}
+	return nil
+}
+
+func checkPort(v int) error {
+	if v < 1 || v > 65535 {
+		return errors.New("want a port from 1 to 65535")
+	}
+	return nil
 }

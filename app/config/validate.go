@@ -35,6 +35,12 @@ func (c *Config) Validate() error {
 		return c.settingError(settingByName["tls-key"], errors.New("--tls-cert must be given too"))
 	case c.PublicAPI && c.PublicListen == "":
 		return c.settingError(settingByName["public-api"], errors.New("needs --public-listen"))
+	case c.BotWebhook && c.BotToken == "":
+		return c.settingError(settingByName["bot-webhook"], errors.New("needs --bot-token"))
+	case c.BotWebhook && c.PublicListen == "":
+		return c.settingError(settingByName["bot-webhook"], errors.New("needs --public-listen (Telegram posts updates to it over HTTPS)"))
+	case c.BotWebhook && c.PublicHost == "":
+		return c.settingError(settingByName["bot-webhook"], errors.New("needs --public-host (the name in the webhook URL Telegram calls)"))
 	}
 	if err := checkDataDir(c.Data); err != nil {
 		return c.settingError(settingByName["data"], err)
@@ -106,6 +112,30 @@ func checkHost(h string) error {
 
 func isAlnum(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
+}
+
+// checkIfaceName accepts what the kernel does: 1 to 15 bytes, no '/',
+// whitespace or ':', not "." or "..".
+func checkIfaceName(v string) error {
+	if v == "" || len(v) > 15 || v == "." || v == ".." || strings.ContainsAny(v, "/: \t\n\"'") {
+		return errors.New("want an interface name of 1 to 15 characters without '/', ':', quotes or spaces")
+	}
+	return nil
+}
+
+// Values of --http-tls.
+const (
+	HTTPTLSOff        = "off"
+	HTTPTLSSelfSigned = "self-signed"
+	HTTPTLSCert       = "cert"
+)
+
+func checkHTTPTLS(v string) error {
+	switch v {
+	case HTTPTLSOff, HTTPTLSSelfSigned, HTTPTLSCert:
+		return nil
+	}
+	return errors.New("want off, self-signed or cert")
 }
 
 func checkWGMode(v string) error {

@@ -24,12 +24,16 @@ type Status struct {
 	Installed map[string]int `json:"installed"`
 	// Restore is the outcome of the restore that restarted the node, if one did.
 	Restore string `json:"restore,omitempty"`
+	// PID is the serving process; Upgrade the last upgrade's state, if any.
+	PID     int           `json:"pid"`
+	Upgrade *UpgradeState `json:"upgrade,omitempty"`
 }
 
 // Status reports the node's state (admin.Node).
 func (n *Node) Status(ctx context.Context) (any, error) {
 	return Status{Version: n.version, Node: n.Config.Node, Uptime: time.Since(n.started).Round(time.Second).String(),
-		Started: n.started.UTC(), HTTP: n.HTTPAddr.String(), DataDir: n.Config.Data, Installed: n.recon.Installed(), Restore: n.restored}, nil
+		Started: n.started.UTC(), HTTP: n.HTTPAddr.String(), DataDir: n.Config.Data, Installed: n.recon.Installed(), Restore: n.restored,
+		PID: os.Getpid(), Upgrade: n.upgradeState.Load()}, nil
 }
 
 // Check runs the store's consistency and index checks (admin.Node).

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
@@ -28,6 +29,7 @@ import (
 	"github.com/usipipo/usipipo/app/egress"
 	"github.com/usipipo/usipipo/app/listen"
 	"github.com/usipipo/usipipo/app/logging"
+	"github.com/usipipo/usipipo/app/notify"
 	"github.com/usipipo/usipipo/app/pay"
 	"github.com/usipipo/usipipo/app/plane"
 	"github.com/usipipo/usipipo/app/sdnotify"
@@ -35,6 +37,7 @@ import (
 	"github.com/usipipo/usipipo/store/cache"
 	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/web"
+	"github.com/usipipo/usipipo/web/api"
 )
 
 // Options configure Run beyond the settings.
@@ -61,9 +64,17 @@ type Node struct {
 	Egress  *egress.Dialer
 	HTTP    *web.Server
 	Pay     *pay.Service
-	Listen  *listen.Registry
+	Notify  *notify.Notifier // nil without --bot-token or --smtp-host
+	// alertSink is Notify once it runs, for the log's admin alerts.
+	alertSink atomic.Pointer[notify.Notifier]
+	Listen    *listen.Registry
 	// HTTPAddr is the bound address of --http (useful with port 0).
 	HTTPAddr net.Addr
+
+	pub publicSide // --public-listen and --outline-api (public.go)
+	// apiShared is the REST API's login and idempotency state, one per
+	// start, shared by the --http and the public listener (serve.go).
+	apiShared *api.Shared
 
 	version   string
 	started   time.Time
@@ -77,6 +88,13 @@ type Node struct {
 	stagedManifest *backup.Manifest
 	// restored is the outcome of the restore that caused this start.
 	restored string
+
+	// Zero-downtime upgrades (upgrade.go, successor.go).
+	up           *upgrades
+	upgrades     chan upgradeRequest
+	upgrading    atomic.Bool
+	upgradeState atomic.Pointer[UpgradeState]
+	releasedAt   time.Time
 }
 
 // errRestart asks Run to stop every part, swap in a restored database, and
@@ -101,6 +119,16 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 	wdCtx, wdStop := context.WithCancel(context.WithoutCancel(ctx))
 	defer wdStop()
 	go sd.Run(wdCtx)
+	up, err := newUpgrades(wdStop)
+	if err != nil {
+		return err
+	}
+	err = run(ctx, cfg, o, log, sd, up)
+	up.startFailed(err)
+	return err
+}
+
+func run(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, sd *sdnotify.Notifier, up *upgrades) error {
 	if err := firstStart(ctx, cfg, o, log); err != nil {
 		return err
 	}
@@ -109,9 +137,13 @@ func Run(ctx context.Context, cfg *config.Config, o Options) error {
 		return err
 	}
 	defer reg.Close()
+	// Started by an upgrade: the old process holds the store until asked.
+	if err := up.awaitRelease(ctx, log); err != nil {
+		return err
+	}
 	restored := ""
 	for {
-		next, err := runOnce(ctx, cfg, o, log, reg, sd, restored)
+		next, err := runOnce(ctx, cfg, o, log, reg, sd, restored, up)
 		if !errors.Is(err, errRestart) {
 			return err
 		}
@@ -165,58 +197,72 @@ func ReadPassphraseFile(path string) (string, error) {
 // restart, and stops every part in reverse order.
 //
 // restored is the outcome of a restore that caused this start ("" when none).
-func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, reg *listen.Registry, sd *sdnotify.Notifier, restored string) (string, error) {
+func runOnce(ctx context.Context, cfg *config.Config, o Options, log *slog.Logger, reg *listen.Registry, sd *sdnotify.Notifier, restored string, up *upgrades) (string, error) {
 	n := &Node{Config: cfg, Log: log, Metrics: metrics.NewSet(), Listen: reg, version: o.Version, started: time.Now(),
-		restart: make(chan string, 1), restored: restored, sd: sd}
-	var stops []func(context.Context)
+		restart: make(chan string, 1), restored: restored, sd: sd, up: up, upgrades: make(chan upgradeRequest)}
+	n.Log = slog.New(newAlertTap(log.Handler(), &n.alertSink))
+	// Three stop lists, so that an upgrade can stop what needs the store
+	// while the data planes serve on.
+	var r parts
 	stopAll := func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 20*time.Second)
 		defer cancel()
-		for i := len(stops) - 1; i >= 0; i-- {
-			stops[i](sctx)
-		}
+		stopInReverse(sctx, r.serving)
+		stopInReverse(sctx, r.planeStops)
+		stopInReverse(sctx, r.core)
 	}
-	if err := n.openCore(&stops); err != nil {
+	if err := n.openCore(&r.core); err != nil {
 		stopAll()
 		return "", err
 	}
-	planes, err := n.startPlanes(o, &stops)
+	coreMetrics := n.Metrics.ListMetricNames()
+	planes, err := n.startPlanes(o, &r.planeStops)
 	if err != nil {
 		stopAll()
 		return "", err
 	}
-	runCtx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	stops = append(stops, func(context.Context) { cancel(); wg.Wait() })
-	if err := n.startServing(runCtx, planes, &wg, &stops); err != nil {
+	r.notePlaneMetrics(n, coreMetrics)
+	r.planes = trackUsage(planes)
+	if err := n.serve(ctx, r.planes, &r.serving); err != nil {
 		stopAll()
 		return "", err
 	}
 	log.Info("api_ready", "duration_ms", float64(time.Since(n.started).Microseconds())/1000, "http", n.HTTPAddr.String())
+	n.takeOver(ctx, r.planes) // a successor: once the old process has handed systemd over
 	if err := sd.Ready(""); err != nil {
 		log.Warn("sd_notify_failed", "error", err.Error())
 	}
 	if o.Started != nil {
 		o.Started(n)
 	}
-	select {
-	case <-ctx.Done():
-		sd.Stopping("shutting down: draining connections")
-		log.Info("shutting_down")
-		stopAll()
-		log.Info("stopped")
-		return "", nil
-	case staged := <-n.restart:
-		sd.Status("restoring a backup: restarting on the restored database")
-		stopAll()
-		outcome := "restored"
-		if err := n.swapIn(staged); err != nil {
-			log.Error("restore_failed", "error", err.Error())
-			outcome = "failed: " + err.Error()
-		} else {
-			log.Warn("restore_swapped", "backup_node", n.stagedManifest.Node, "backup_created", n.stagedManifest.Created)
+	for {
+		select {
+		case <-ctx.Done():
+			sd.Stopping("shutting down: draining connections")
+			log.Info("shutting_down")
+			stopAll()
+			log.Info("stopped")
+			return "", nil
+		case req := <-n.upgrades:
+			done, err := n.handOver(ctx, req, &r)
+			if err != nil || done {
+				stopAll()
+				log.Info("stopped")
+				return "", err
+			}
+			continue
+		case staged := <-n.restart:
+			sd.Status("restoring a backup: restarting on the restored database")
+			stopAll()
+			outcome := "restored"
+			if err := n.swapIn(staged); err != nil {
+				log.Error("restore_failed", "error", err.Error())
+				outcome = "failed: " + err.Error()
+			} else {
+				log.Warn("restore_swapped", "backup_node", n.stagedManifest.Node, "backup_created", n.stagedManifest.Created)
+			}
+			return outcome, errRestart
 		}
-		return outcome, errRestart
 	}
 }
 
@@ -229,6 +275,7 @@ func (n *Node) openCore(stops *[]func(context.Context)) error {
 	}
 	n.Store = st
 	*stops = append(*stops, func(context.Context) { st.Close() })
+	registerDiskMetrics(n.Metrics, cfg.Data, time.Now, func(err error) { n.Log.Warn("disk_metrics_failed", "details", err.Error()) })
 	nodeKey, _, err := keyring.LoadNodeKey(cfg.Data, credDir(), false, rand.Reader)
 	if err != nil {
 		return err
@@ -244,10 +291,17 @@ func (n *Node) openCore(stops *[]func(context.Context)) error {
 	if err != nil {
 		return err
 	}
+	if err := n.claimPublic(stops); err != nil {
+		return err
+	}
 	n.Service, err = app.New(app.Options{Store: st, DataKey: n.sec.dataKey, Cache: n.cache, Node: cfg.Node,
 		Logger: logging.ForService(n.Log, "app"), Ends: n.endpoints(), WGPool4: cfg.WGV4Pool, WGPool6: cfg.WGV6Pool,
 		AdminIDs: cfg.AdminIDs})
-	return err
+	if err != nil {
+		return err
+	}
+	n.useStoredBotToken()
+	return nil
 }
 
 // endpoints derives what client configs point at from the settings.
@@ -258,7 +312,7 @@ func (n *Node) endpoints() app.Endpoints {
 		host = guessPublicHost()
 	}
 	return app.Endpoints{PublicHost: host, WGPort: port(cfg.WGListen), WGPublicKey: n.sec.wgPublic,
-		SSPort: port(cfg.SSListen), MTProtoPort: port(cfg.MTProtoListen)}
+		SSPort: port(cfg.SSListen), MTProtoPort: port(cfg.MTProtoListen), PublicPort: n.publicPort()}
 }
 
 func port(addr string) int {

@@ -47,7 +47,8 @@ type running struct {
 
 func testConfig(t testing.TB, data string, extra ...string) *config.Config {
 	t.Helper()
-	args := append([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0",
+	// netstack: as root, auto would pick tun and change the host's network.
+	args := append([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0", "--wg-mode", "netstack",
 		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test"}, extra...)
 	cfg, err := config.Parse(args, nil)
 	if err != nil {

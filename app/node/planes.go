@@ -52,7 +52,7 @@ func dataPlanes(n *Node, stops *[]func(context.Context)) ([]plane.Plane, error) 
 	dcs := mtproto.DefaultDCs()
 	maps.Copy(dcs, cfg.MTProtoDC)
 	mt, err := mtproto.New(mtproto.Options{Listener: mtLn, Dial: n.Egress.DialFor, CloakDomain: n.Service.CloakDomain(),
-		DCs: dcs, Log: logging.ForService(n.Log, "mtproto"), Metrics: n.Metrics})
+		DCs: dcs, Log: logging.ForService(n.Log, "mtproto"), Metrics: n.Metrics, FrontAddr: n.publicFront(), FastMode: cfg.MTProtoFast})
 	if err != nil {
 		return nil, fmt.Errorf("starting mtproto: %w", err)
 	}
@@ -62,18 +62,43 @@ func dataPlanes(n *Node, stops *[]func(context.Context)) ([]plane.Plane, error) 
 
 func (n *Node) wireguard() (*wireguard.Server, error) {
 	cfg := n.Config
-	if cfg.WGMode == config.WGModeTUN {
-		return nil, fmt.Errorf("--wg-mode tun: this build serves WireGuard in netstack mode only; use auto or netstack")
+	mode, why, err := wgMode(cfg.WGMode)
+	if err != nil {
+		return nil, err
 	}
 	conn, err := n.Listen.ListenPacket("udp", cfg.WGListen)
 	if err != nil {
 		return nil, fmt.Errorf("--wg-listen %s: %w", cfg.WGListen, err)
 	}
 	s, err := wireguard.New(wireguard.Options{PrivateKey: n.sec.wgPriv, Conn: conn, Egress: n.Egress,
-		PoolV4: cfg.WGV4Pool, PoolV6: cfg.WGV6Pool, Logger: logging.ForService(n.Log, "wireguard"), Metrics: n.Metrics})
+		PoolV4: cfg.WGV4Pool, PoolV6: cfg.WGV6Pool, Logger: logging.ForService(n.Log, "wireguard"), Metrics: n.Metrics,
+		Mode: mode, Iface: cfg.WGIface})
 	if err != nil {
-		return nil, fmt.Errorf("starting wireguard: %w", err)
+		return nil, fmt.Errorf("starting wireguard (%s mode): %w", mode, err)
 	}
-	n.Log.Info("wireguard_mode", "mode", "netstack", "details", "userspace exit node, no privileges needed")
+	n.Log.Info("wireguard_mode", "mode", mode.String(), "details", why)
 	return s, nil
+}
+
+// wgMode resolves --wg-mode: auto is tun when this process may create a
+// TUN interface and tun mode's other needs are met, else netstack; tun
+// refuses when impossible. why is the reason, for the log.
+func wgMode(setting string) (wireguard.Mode, string, error) {
+	switch setting {
+	case config.WGModeNetstack:
+		return wireguard.ModeNetstack, "userspace exit node, no privileges needed (--wg-mode netstack)", nil
+	case config.WGModeTUN:
+		if err := wireguard.CheckTUN().Err(); err != nil {
+			return 0, "", fmt.Errorf("--wg-mode tun: %w (`usipipo doctor` says what is missing; or use --wg-mode netstack)", err)
+		}
+		return wireguard.ModeTUN, "kernel TUN interface (--wg-mode tun)", nil
+	}
+	c := wireguard.CheckTUN()
+	if err := c.CanCreateTUN(); err != nil {
+		return wireguard.ModeNetstack, "auto: netstack, since no TUN interface can be created: " + err.Error(), nil
+	}
+	if err := c.Err(); err != nil {
+		return wireguard.ModeNetstack, "auto: netstack, since tun mode cannot start: " + err.Error(), nil
+	}
+	return wireguard.ModeTUN, "auto: tun, since this process may create a TUN interface (CAP_NET_ADMIN, /dev/net/tun) and nft or iptables is present", nil
 }

@@ -49,7 +49,16 @@ func (n *Node) startServing(ctx context.Context, planes []plane.Plane, wg *sync.
 	if err := n.startPayments(ctx, wg); err != nil {
 		return err
 	}
+	if err := n.startShadowmere(ctx, wg); err != nil {
+		return err
+	}
 	if err := n.startHTTP(stops); err != nil {
+		return err
+	}
+	if err := n.startPublic(ctx, stops); err != nil {
+		return err
+	}
+	if err := n.startOutlineAPI(stops); err != nil {
 		return err
 	}
 	if err := n.startAdmin(ctx, stops); err != nil {
@@ -78,8 +87,10 @@ func (n *Node) startHTTP(stops *[]func(context.Context)) error {
 	if err != nil {
 		return err
 	}
+	n.apiShared = api.NewShared()
 	if err := api.Mount(srv.App(), api.Options{Service: n.Service, SigningKey: jwtKey,
-		Logger: logging.ForService(n.Log, "api"), Metrics: n.Metrics, Status: n.Status}); err != nil {
+		Logger: logging.ForService(n.Log, "api"), Metrics: n.Metrics, Status: n.Status,
+		Pay: n.Pay, Broadcaster: n.broadcaster(), Shared: n.apiShared}); err != nil {
 		return fmt.Errorf("mounting the REST API: %w", err)
 	}
 	n.HTTP = srv
@@ -88,6 +99,9 @@ func (n *Node) startHTTP(stops *[]func(context.Context)) error {
 		return fmt.Errorf("listening on --http %s: %w", n.Config.HTTP, err)
 	}
 	n.HTTPAddr = ln.Addr()
+	if ln, err = n.mountPanel(srv, ln); err != nil {
+		return err
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
