@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -140,6 +141,7 @@ func TestMonitoringMatchesLiveNode(t *testing.T) {
 	promtool := need(t, "promtool", "prometheus")
 	bin := filepath.Join(release(t), "usipipo-linux-"+runtime.GOARCH)
 	scrape := liveScrape(t, bin)
+	checkHealthSeries(t, scrape)
 
 	cmd := exec.Command(promtool, "check", "metrics")
 	cmd.Stdin = strings.NewReader(scrape)
@@ -191,6 +193,52 @@ func TestMonitoringMatchesLiveNode(t *testing.T) {
 		}
 	}
 	t.Logf("%d metric names used: %s", len(names), strings.Join(names, " "))
+
+	// A ready node has installed its desired set on every data plane, and
+	// the bot's latency series exist (at zero) without a bot token, with
+	// the 3 s target as a bucket bound for the UsipipoBotSlow alert.
+	for _, want := range []string{
+		`usipipo_plane_up{plane="wireguard"} 1`, `usipipo_plane_up{plane="outline"} 1`, `usipipo_plane_up{plane="mtproto"} 1`,
+		`usipipo_bot_update_duration_seconds_bucket{kind="command",le="3"} 0`,
+		// Payment failures exist at zero from the first scrape, every pair.
+		`usipipo_payment_failures_total{provider="stars",reason="rejected"} 0`,
+		`usipipo_payment_failures_total{provider="qvapay",reason="provider_error"} 0`,
+	} {
+		if !strings.Contains(scrape, "\n"+want+"\n") {
+			t.Errorf("the scrape lacks %q", want)
+		}
+	}
+}
+
+// checkHealthSeries checks the disk and certificate series hold real
+// values: a filesystem with free space, and the Outline Manager API
+// certificate expiring in the future (it is made for years).
+func checkHealthSeries(t *testing.T, scrape string) {
+	t.Helper()
+	value := func(series string) float64 {
+		for _, l := range strings.Split(scrape, "\n") {
+			if v, ok := strings.CutPrefix(l, series+" "); ok {
+				f, err := strconv.ParseFloat(v, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", l, err)
+				}
+				return f
+			}
+		}
+		t.Errorf("the scrape lacks %s", series)
+		return 0
+	}
+	free, size := value("usipipo_data_fs_free_bytes"), value("usipipo_data_fs_size_bytes")
+	if size <= 0 || free <= 0 || free > size {
+		t.Errorf("data filesystem: %v free of %v bytes", free, size)
+	}
+	exp := value(`usipipo_tls_cert_expiry_timestamp_seconds{listener="outline_api"}`)
+	if left := time.Until(time.Unix(int64(exp), 0)); left < 300*24*time.Hour {
+		t.Errorf("outline_api certificate expires in %v", left)
+	}
+	if strings.Contains(scrape, `listener="http"`) || strings.Contains(scrape, `listener="public"`) {
+		t.Error("an expiry series for a TLS listener that is off")
+	}
 }
 
 func dedupe(s []string) []string {
@@ -210,7 +258,10 @@ func liveScrape(t *testing.T, bin string) string {
 	t.Helper()
 	data := filepath.Join(t.TempDir(), "data")
 	cmd := exec.Command(bin, "serve", "--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0",
-		"--wg-mode", "netstack", "--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "127.0.0.1")
+		"--wg-mode", "netstack", "--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "127.0.0.1",
+		// A TLS listener, so the certificate-expiry series the rules use is
+		// in the scrape (it exists only for listeners that are on).
+		"--outline-api", "127.0.0.1:0")
 	cmd.Env = append(os.Environ(), "USIPIPO_BACKUP_PASSPHRASE=ops test passphrase")
 	logs, err := cmd.StdoutPipe()
 	if err != nil {
