@@ -11,16 +11,24 @@ import (
 // Check verifies the file's page structure (bbolt's consistency check) and
 // that every index equals the index rebuilt from its records.
 func (s *Store) Check() error {
-	return s.db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
-		}
-		if len(errs) > 0 {
-			return fmt.Errorf("page check: %w", errors.Join(errs...))
-		}
-		return checkIndexes(tx)
-	})
+	// A writable transaction, rolled back: bbolt's page check compares the
+	// transaction's pages with the live freelist, which a writer committing
+	// alongside a read transaction changes, so a check must hold off writers
+	// to be exact.
+	// (A read-only store has no writers to hold off.)
+	tx, err := s.db.Begin(!s.db.IsReadOnly())
+	if err != nil {
+		return fmt.Errorf("page check: %w", err)
+	}
+	defer tx.Rollback()
+	var errs []error
+	for err := range tx.Check() {
+		errs = append(errs, err)
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("page check: %w", errors.Join(errs...))
+	}
+	return checkIndexes(tx)
 }
 
 // CheckIndexes compares every index with its rebuild from the records.

@@ -166,7 +166,11 @@ func (r *req) buyType() error {
 }
 
 // buyData lists the user's keys that take a data package.
-func (r *req) buyData() error {
+func (r *req) buyData() error { return r.dataKeys("buy.datak", "buy") }
+
+// dataKeys lists the user's keys that take a data package (capped, not
+// revoked), each button leading to next with the key's id; back returns.
+func (r *req) dataKeys(next, back string) error {
 	p, err := r.b.app.Profile(r.ctx, r.user.ID)
 	if err != nil {
 		return err
@@ -174,13 +178,13 @@ func (r *req) buyData() error {
 	var rows [][]tele.InlineButton
 	for _, k := range p.Keys {
 		if k.Limits.DataCap > 0 && (k.Status == model.KeyActive || k.Status == model.KeySuspended) {
-			rows = append(rows, row(r.btn(fmt.Sprintf("%s · %s", k.Name, typeName(k.Type)), "buy.datak", k.ID)))
+			rows = append(rows, row(r.btn(fmt.Sprintf("%s · %s", k.Name, typeName(k.Type)), next, k.ID)))
 		}
 	}
 	if len(rows) == 0 {
-		return r.show(r.t("buy.no_data_keys"), kb(row(r.btn(r.t("btn.back"), "buy"))))
+		return r.show(r.t("buy.no_data_keys"), kb(row(r.btn(r.t("btn.back"), back))))
 	}
-	rows = append(rows, row(r.btn(r.t("btn.back"), "buy")))
+	rows = append(rows, row(r.btn(r.t("btn.back"), back)))
 	return r.show(r.t("buy.data_key"), kb(rows...))
 }
 

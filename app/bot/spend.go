@@ -1,7 +1,6 @@
 package bot
 
 import (
-	"fmt"
 	"strconv"
 	"strings"
 
@@ -58,23 +57,7 @@ func (r *req) spendSlot() error {
 }
 
 // spendData lists the user's keys that take a data package.
-func (r *req) spendData() error {
-	p, err := r.b.app.Profile(r.ctx, r.user.ID)
-	if err != nil {
-		return err
-	}
-	var rows [][]tele.InlineButton
-	for _, k := range p.Keys {
-		if k.Limits.DataCap > 0 && (k.Status == model.KeyActive || k.Status == model.KeySuspended) {
-			rows = append(rows, row(r.btn(fmt.Sprintf("%s · %s", k.Name, typeName(k.Type)), "refs.datak", k.ID)))
-		}
-	}
-	if len(rows) == 0 {
-		return r.show(r.t("buy.no_data_keys"), kb(row(r.btn(r.t("btn.back"), "refs.spend"))))
-	}
-	rows = append(rows, row(r.btn(r.t("btn.back"), "refs.spend")))
-	return r.show(r.t("buy.data_key"), kb(rows...))
-}
+func (r *req) spendData() error { return r.dataKeys("refs.datak", "refs.spend") }
 
 func (r *req) spendDataKey() error {
 	k, err := r.ownKey()

@@ -35,13 +35,7 @@ func (p *panel) keys(c *fiber.Ctx) error {
 func (p *panel) createKey(c *fiber.Ctx) error {
 	r := app.KeyRequest{UserID: strings.TrimSpace(c.FormValue("user")), Type: model.KeyType(c.FormValue("type")),
 		Name: strings.TrimSpace(c.FormValue("name"))}
-	switch c.FormValue("grant") {
-	case "trial":
-		r.Trial = true
-	case "plan":
-	default:
-		r.Admin = true
-	}
+	r.Trial, r.Admin = grantFrom(c)
 	k, err := p.svc.CreateKey(c.UserContext(), p.actor(c), r)
 	if err != nil {
 		return p.fail(c, err)
@@ -81,12 +75,31 @@ func (p *panel) keyQR(c *fiber.Ctx) error {
 	if err != nil {
 		return p.fail(c, err)
 	}
-	png, err := p.svc.QR(c.UserContext(), conf, k.Version)
+	return p.sendQR(c, conf, k.Version)
+}
+
+// grantFrom reads the form's grant: within the user's plan, as their trial,
+// or (the panel's default) as an operator's grant.
+func grantFrom(c *fiber.Ctx) (trial, admin bool) {
+	switch c.FormValue("grant") {
+	case "trial":
+		return true, false
+	case "plan":
+		return false, false
+	default:
+		return false, true
+	}
+}
+
+// sendQR answers with a credential's QR code, never cached: it is the
+// credential itself.
+func (p *panel) sendQR(c *fiber.Ctx, conf *app.ClientConfig, version uint64) error {
+	png, err := p.svc.QR(c.UserContext(), conf, version)
 	if err != nil {
 		return p.fail(c, err)
 	}
 	c.Set(fiber.HeaderContentType, "image/png")
-	c.Set(fiber.HeaderCacheControl, "no-store") // it is the key itself
+	c.Set(fiber.HeaderCacheControl, "no-store")
 	return c.Send(png)
 }
 

@@ -42,13 +42,7 @@ func (p *panel) proxies(c *fiber.Ctx) error {
 
 func (p *panel) createProxy(c *fiber.Ctx) error {
 	r := app.ProxyRequest{UserID: strings.TrimSpace(c.FormValue("user"))}
-	switch c.FormValue("grant") {
-	case "trial":
-		r.Trial = true
-	case "plan":
-	default:
-		r.Admin = true
-	}
+	r.Trial, r.Admin = grantFrom(c)
 	px, err := p.svc.CreateProxy(c.UserContext(), p.actor(c), r)
 	if err != nil {
 		return p.fail(c, err)
@@ -88,13 +82,7 @@ func (p *panel) proxyQR(c *fiber.Ctx) error {
 	if err != nil {
 		return p.fail(c, err)
 	}
-	png, err := p.svc.QR(c.UserContext(), conf, px.Version)
-	if err != nil {
-		return p.fail(c, err)
-	}
-	c.Set(fiber.HeaderContentType, "image/png")
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.Send(png)
+	return p.sendQR(c, conf, px.Version)
 }
 
 func (p *panel) revokeProxy(c *fiber.Ctx) error {
