@@ -251,40 +251,10 @@ func planReversal(v *view, m Meta, p *model.Payment) (mutation, error) {
 		writes = append(writes, s)
 	}
 	// What is current once the refund is applied.
-	var cur *model.Subscription
-	for _, s := range all {
-		if s.CurrentAt(m.At) && (cur == nil || !s.ExpiresAt.Before(cur.ExpiresAt)) {
-			cur = s
-		}
-	}
-	var curPlan *model.Plan
-	if cur != nil {
-		if curPlan, err = getByID(v, plans, cur.PlanID); err != nil {
-			return nil, fmt.Errorf("plan %s: %w", cur.PlanID, err)
-		}
-	}
-	var moved []*model.Key
-	for _, id := range v.lastParts(iKeysUserStatus, userPrefix(p.UserID)) {
-		k, err := getByID(v, keys, id)
-		if err != nil {
-			return nil, err
-		}
-		if k.Trial || !changed[k.SubID] || (k.Status != model.KeyActive && k.Status != model.KeySuspended) {
-			continue
-		}
-		if cur == nil {
-			if k.Status == model.KeyActive {
-				k.Status, k.Reason = model.KeySuspended, ReasonRefunded
-			}
-		} else {
-			k.SubID, k.Limits = cur.ID, planLimits(curPlan, cur)
-			over := k.Limits.DataCap > 0 && k.Limits.ThrottleBps == 0 && k.PeriodUsage() >= k.Limits.DataCap
-			if k.Status == model.KeyActive && over {
-				k.Status, k.Reason = model.KeySuspended, ReasonDataCap
-			}
-		}
-		k.Updated = m.At
-		moved = append(moved, k)
+	moved, err := rehomeKeys(v, p.UserID, latestCurrent(all, "", m.At),
+		func(k *model.Key) bool { return changed[k.SubID] }, ReasonRefunded, m.At)
+	if err != nil {
+		return nil, err
 	}
 	return func(w *writer) error {
 		for _, s := range writes {
@@ -403,4 +373,53 @@ func (c RejectPayment) plan(v *view, m Meta) (mutation, error) {
 		return nil, fmt.Errorf("a rejection needs a provider and a reason: %w", model.ErrInvalid)
 	}
 	return func(*writer) error { return nil }, nil
+}
+
+// latestCurrent is the subscription among all (but skip) current at at that
+// runs longest: the one a user's paid keys belong to.
+func latestCurrent(all []*model.Subscription, skip string, at time.Time) *model.Subscription {
+	var cur *model.Subscription
+	for _, s := range all {
+		if s.ID != skip && s.CurrentAt(at) && (cur == nil || !s.ExpiresAt.Before(cur.ExpiresAt)) {
+			cur = s
+		}
+	}
+	return cur
+}
+
+// rehomeKeys moves a user's paid keys whose subscription went away (lost)
+// onto cur, with its plan's limits (suspended if already over its cap), or,
+// when no subscription is current, suspends them for reason.
+func rehomeKeys(v *view, userID string, cur *model.Subscription, lost func(*model.Key) bool, reason string, at time.Time) ([]*model.Key, error) {
+	var curPlan *model.Plan
+	if cur != nil {
+		var err error
+		if curPlan, err = getByID(v, plans, cur.PlanID); err != nil {
+			return nil, fmt.Errorf("plan %s: %w", cur.PlanID, err)
+		}
+	}
+	var moved []*model.Key
+	for _, id := range v.lastParts(iKeysUserStatus, userPrefix(userID)) {
+		k, err := getByID(v, keys, id)
+		if err != nil {
+			return nil, err
+		}
+		if k.Trial || !lost(k) || (k.Status != model.KeyActive && k.Status != model.KeySuspended) {
+			continue
+		}
+		if cur == nil {
+			if k.Status == model.KeyActive {
+				k.Status, k.Reason = model.KeySuspended, reason
+			}
+		} else {
+			k.SubID, k.Limits = cur.ID, planLimits(curPlan, cur)
+			over := k.Limits.DataCap > 0 && k.Limits.ThrottleBps == 0 && k.PeriodUsage() >= k.Limits.DataCap
+			if k.Status == model.KeyActive && over {
+				k.Status, k.Reason = model.KeySuspended, ReasonDataCap
+			}
+		}
+		k.Updated = at
+		moved = append(moved, k)
+	}
+	return moved, nil
 }

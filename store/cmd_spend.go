@@ -98,40 +98,10 @@ func (c RevokeSubscription) plan(v *view, m Meta) (mutation, error) {
 	if err != nil {
 		return nil, err
 	}
-	var cur *model.Subscription
-	for _, s := range all {
-		if s.ID != sub.ID && s.CurrentAt(m.At) && (cur == nil || !s.ExpiresAt.Before(cur.ExpiresAt)) {
-			cur = s
-		}
-	}
-	var curPlan *model.Plan
-	if cur != nil {
-		if curPlan, err = getByID(v, plans, cur.PlanID); err != nil {
-			return nil, fmt.Errorf("plan %s: %w", cur.PlanID, err)
-		}
-	}
-	var moved []*model.Key
-	for _, id := range v.lastParts(iKeysUserStatus, userPrefix(sub.UserID)) {
-		k, err := getByID(v, keys, id)
-		if err != nil {
-			return nil, err
-		}
-		if k.Trial || k.SubID != sub.ID || (k.Status != model.KeyActive && k.Status != model.KeySuspended) {
-			continue
-		}
-		if cur == nil {
-			if k.Status == model.KeyActive {
-				k.Status, k.Reason = model.KeySuspended, ReasonPlanRevoked
-			}
-		} else {
-			k.SubID, k.Limits = cur.ID, planLimits(curPlan, cur)
-			over := k.Limits.DataCap > 0 && k.Limits.ThrottleBps == 0 && k.PeriodUsage() >= k.Limits.DataCap
-			if k.Status == model.KeyActive && over {
-				k.Status, k.Reason = model.KeySuspended, ReasonDataCap
-			}
-		}
-		k.Updated = m.At
-		moved = append(moved, k)
+	moved, err := rehomeKeys(v, sub.UserID, latestCurrent(all, sub.ID, m.At),
+		func(k *model.Key) bool { return k.SubID == sub.ID }, ReasonPlanRevoked, m.At)
+	if err != nil {
+		return nil, err
 	}
 	return func(w *writer) error {
 		sub.Status = model.SubCancelled
