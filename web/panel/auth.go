@@ -37,10 +37,9 @@ func (p *panel) login(c *fiber.Ctx) error {
 		return p.page(c.Status(fiber.StatusTooManyRequests), "login", "Log in",
 			loginData{Username: user, Error: "Too many failed logins. Wait " + wait.Round(1e9).String() + " and try again."})
 	}
+	// LoginAdmin also refuses a TOTP code that already let someone in,
+	// here or through the API.
 	adm, err := p.svc.LoginAdmin(c.UserContext(), app.PanelActor(user), user, pw, code)
-	if err == nil && p.codes.spent(user, code) {
-		err = app.ErrSecondFactor // a replayed code: right password, second factor refused
-	}
 	if err != nil {
 		if !errors.Is(err, app.ErrUnauthorized) {
 			return p.fail(c, err)
@@ -60,9 +59,6 @@ func (p *panel) login(c *fiber.Ctx) error {
 		return p.page(c.Status(fiber.StatusUnauthorized), "login", "Log in", loginData{Username: user, Error: msg})
 	}
 	p.guard.succeed(ip, user)
-	if enrolled, _, err := p.svc.TOTPStatus(c.UserContext(), adm.Username); err == nil && enrolled {
-		p.codes.use(user, code)
-	}
 	if old := p.current(c); old != nil {
 		if err := p.sess.drop(old.key); err != nil {
 			return err

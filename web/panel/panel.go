@@ -63,7 +63,6 @@ type panel struct {
 	now    func() time.Time
 	sess   *sessions
 	guard  *loginGuard
-	codes  *usedCodes
 	render *renderer
 }
 
@@ -98,7 +97,7 @@ func Mount(fa *fiber.App, o Options) error {
 		return err
 	}
 	p := &panel{svc: o.Service, o: o, log: o.Logger, now: o.Now, render: r, sess: sess,
-		guard: newLoginGuard(o.FreeTries, o.Now), codes: newUsedCodes(o.Now)}
+		guard: newLoginGuard(o.FreeTries, o.Now)}
 	p.routes(fa)
 	return nil
 }
