@@ -3,13 +3,8 @@ package bot
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
-	"io"
-	"mime/multipart"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 
@@ -18,16 +13,13 @@ import (
 	"github.com/usipipo/usipipo/app/pay"
 )
 
-// api sends the bot's replies: JSON methods through pay.BotAPI, files as
-// multipart uploads here (pay.BotAPI speaks JSON only).
+// api sends the bot's replies through pay.BotAPI.
 type api struct {
 	json *pay.BotAPI
-	base string // <url>/bot<token>/ — never logged
-	hc   *http.Client
 }
 
 func newAPI(baseURL, token string, hc *http.Client) *api {
-	return &api{json: pay.NewBotAPI(baseURL, token, hc), base: strings.TrimRight(baseURL, "/") + "/bot" + token + "/", hc: hc}
+	return &api{json: pay.NewBotAPI(baseURL, token, hc)}
 }
 
 func (a *api) call(ctx context.Context, method string, params, out any) error {
@@ -76,48 +68,9 @@ func (a *api) answer(ctx context.Context, id, text string) error {
 // upload sends a file: method sendDocument (field "document") or sendPhoto
 // (field "photo").
 func (a *api) upload(ctx context.Context, method, field string, chat int64, filename string, data []byte, caption string) error {
-	var body bytes.Buffer
-	w := multipart.NewWriter(&body)
-	w.WriteField("chat_id", strconv.FormatInt(chat, 10))
+	fields := map[string]string{"chat_id": strconv.FormatInt(chat, 10)}
 	if caption != "" {
-		w.WriteField("caption", caption)
+		fields["caption"] = caption
 	}
-	fw, err := w.CreateFormFile(field, filename)
-	if err != nil {
-		return fmt.Errorf("telegram %s: %w", method, err)
-	}
-	fw.Write(data)
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("telegram %s: %w", method, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, a.base+method, &body)
-	if err != nil {
-		return fmt.Errorf("telegram %s: bad request", method)
-	}
-	req.Header.Set("Content-Type", w.FormDataContentType())
-	resp, err := a.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err // the URL holds the token
-		}
-		return fmt.Errorf("telegram %s: %w", method, err)
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("telegram %s: reading: %w", method, err)
-	}
-	var r struct {
-		OK          bool   `json:"ok"`
-		ErrorCode   int    `json:"error_code"`
-		Description string `json:"description"`
-	}
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return &pay.APIError{Provider: "telegram", Method: method, Status: resp.StatusCode, Description: "response is not JSON"}
-	}
-	if !r.OK {
-		return &pay.APIError{Provider: "telegram", Method: method, Status: r.ErrorCode, Description: r.Description}
-	}
-	return nil
+	return a.json.Upload(ctx, method, fields, field, filename, bytes.NewReader(data), nil)
 }

@@ -7,7 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"mime/multipart"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -31,39 +34,69 @@ func NewBotAPI(baseURL, token string, hc *http.Client) *BotAPI {
 	return &BotAPI{base: strings.TrimRight(baseURL, "/") + "/bot" + token + "/", hc: hc, token: token}
 }
 
-type apiResponse struct {
-	OK          bool            `json:"ok"`
-	Result      json.RawMessage `json:"result"`
-	ErrorCode   int             `json:"error_code"`
-	Description string          `json:"description"`
-	Parameters  *struct {
-		RetryAfter int `json:"retry_after"`
-	} `json:"parameters"`
-}
-
 // maxResponse bounds a Bot API response body.
 const maxResponse = 8 << 20
 
 // Call invokes method with params (JSON-encoded) and decodes its result into
 // out (nil: ignored). A refusal is an *APIError.
 func (b *BotAPI) Call(ctx context.Context, method string, params, out any) error {
-	err := b.call(ctx, method, params, out)
-	if err != nil && b.onError != nil {
-		b.onError(ctx, method, err)
+	body, err := json.Marshal(params)
+	if err != nil {
+		err = fmt.Errorf("telegram %s: encoding: %w", method, err)
+	} else {
+		err = b.post(ctx, method, "application/json", bytes.NewReader(body), out)
 	}
+	b.failed(ctx, method, err)
 	return err
 }
 
-func (b *BotAPI) call(ctx context.Context, method string, params, out any) error {
-	body, err := json.Marshal(params)
-	if err != nil {
-		return fmt.Errorf("telegram %s: encoding: %w", method, err)
+// Upload sends a file with method (sendDocument, sendPhoto…) as
+// multipart/form-data: the text fields, then r as fileField named filename,
+// streamed rather than held in memory. r is the caller's again on return.
+func (b *BotAPI) Upload(ctx context.Context, method string, fields map[string]string, fileField, filename string, r io.Reader, out any) error {
+	pr, pw := io.Pipe()
+	mw := multipart.NewWriter(pw)
+	wrote := make(chan struct{})
+	go func() {
+		defer close(wrote)
+		pw.CloseWithError(writeForm(mw, fields, fileField, filename, r))
+	}()
+	err := b.post(ctx, method, mw.FormDataContentType(), pr, out)
+	pr.CloseWithError(errors.New("request finished")) // unblocks the writer if the request ended early
+	<-wrote
+	b.failed(ctx, method, err)
+	return err
+}
+
+func (b *BotAPI) failed(ctx context.Context, method string, err error) {
+	if err != nil && b.onError != nil {
+		b.onError(ctx, method, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+method, bytes.NewReader(body))
+}
+
+// writeForm writes the fields in name order, then the file.
+func writeForm(mw *multipart.Writer, fields map[string]string, fileField, filename string, r io.Reader) error {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
+		if err := mw.WriteField(k, fields[k]); err != nil {
+			return err
+		}
+	}
+	fw, err := mw.CreateFormFile(fileField, filename)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(fw, r); err != nil {
+		return fmt.Errorf("reading the file: %w", err)
+	}
+	return mw.Close()
+}
+
+func (b *BotAPI) post(ctx context.Context, method, ctype string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base+method, body)
 	if err != nil {
 		return fmt.Errorf("telegram %s: bad request", method)
 	}
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", ctype)
 	resp, err := b.hc.Do(req)
 	if err != nil {
 		return fmt.Errorf("telegram %s: %w", method, scrubURL(err))
@@ -73,23 +106,44 @@ func (b *BotAPI) call(ctx context.Context, method string, params, out any) error
 	if err != nil {
 		return fmt.Errorf("telegram %s: reading: %w", method, scrubURL(err))
 	}
-	var r apiResponse
-	if err := json.Unmarshal(raw, &r); err != nil {
-		return &APIError{Provider: "telegram", Method: method, Status: resp.StatusCode, Description: "response is not JSON"}
+	return decodeResponse(method, resp.StatusCode, raw, out)
+}
+
+// decodeResponse reads a Bot API answer: its result into out (nil: ignored)
+// for "ok": true, else the refusal as *APIError, with retry_after when flood
+// control asks and the HTTP status when the answer names no error code.
+func decodeResponse(method string, status int, raw []byte, out any) error {
+	var ok struct {
+		OK     bool            `json:"ok"`
+		Result json.RawMessage `json:"result"`
 	}
-	if !r.OK {
-		e := &APIError{Provider: "telegram", Method: method, Status: r.ErrorCode, Description: r.Description}
-		if r.Parameters != nil {
-			e.RetryAfter = r.Parameters.RetryAfter
+	if err := json.Unmarshal(raw, &ok); err != nil {
+		return &APIError{Provider: "telegram", Method: method, Status: status, Description: "response is not JSON"}
+	}
+	if ok.OK { // an odd field elsewhere does not undo what was done
+		if out != nil {
+			if err := json.Unmarshal(ok.Result, out); err != nil {
+				return fmt.Errorf("telegram %s: decoding result: %w", method, err)
+			}
 		}
-		return e
+		return nil
 	}
-	if out != nil {
-		if err := json.Unmarshal(r.Result, out); err != nil {
-			return fmt.Errorf("telegram %s: decoding result: %w", method, err)
-		}
+	var r struct {
+		ErrorCode   int    `json:"error_code"`
+		Description string `json:"description"`
+		Parameters  *struct {
+			RetryAfter int `json:"retry_after"`
+		} `json:"parameters"`
 	}
-	return nil
+	_ = json.Unmarshal(raw, &r) // details are best effort: it is a refusal either way
+	e := &APIError{Provider: "telegram", Method: method, Status: r.ErrorCode, Description: r.Description}
+	if e.Status == 0 {
+		e.Status = status
+	}
+	if r.Parameters != nil {
+		e.RetryAfter = r.Parameters.RetryAfter
+	}
+	return e
 }
 
 // scrubURL drops the URL (which holds the token) from a transport error.

@@ -2,6 +2,7 @@ package pay
 
 import (
 	"encoding/json"
+	"errors"
 	"testing"
 
 	"github.com/usipipo/usipipo/store/keyring"
@@ -73,6 +74,35 @@ func FuzzQvaTransaction(f *testing.F) {
 		var tx QvaTransaction
 		if json.Unmarshal(raw, &tx) == nil && (tx.Amount < 0 || tx.Amount > 1e11) {
 			t.Fatalf("amount %d accepted", tx.Amount)
+		}
+	})
+}
+
+// FuzzDecodeResponse feeds the Bot API answer decoder arbitrary bytes: it
+// never panics, accepts exactly the answers that say "ok": true, and
+// reports every other answer as an *APIError.
+func FuzzDecodeResponse(f *testing.F) {
+	for _, s := range []string{
+		`{"ok":true,"result":{"message_id":1}}`,
+		`{"ok":false,"error_code":429,"description":"Too Many Requests: retry after 5","parameters":{"retry_after":5}}`,
+		`{"ok":false,"error_code":403,"description":"Forbidden: bot was blocked by the user"}`,
+		`{"ok":false}`, `<html>502</html>`, ``, `null`, `{"ok":"true"}`,
+	} {
+		f.Add(200, []byte(s))
+	}
+	f.Fuzz(func(t *testing.T, status int, raw []byte) {
+		err := decodeResponse("sendMessage", status, raw, nil)
+		var probe struct {
+			OK bool `json:"ok"`
+		}
+		ok := json.Unmarshal(raw, &probe) == nil && probe.OK
+		if (err == nil) != ok {
+			t.Fatalf("decode(%q) = %v, ok %v", raw, err, ok)
+		}
+		if err != nil {
+			if _, isAPI := errors.AsType[*APIError](err); !isAPI {
+				t.Fatalf("decode(%q) = %T", raw, err)
+			}
 		}
 	})
 }
