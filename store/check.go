@@ -31,7 +31,8 @@ func (s *Store) Check() error {
 	return checkIndexes(tx)
 }
 
-// CheckIndexes compares every index with its rebuild from the records.
+// CheckIndexes compares every index with its rebuild from the records, and
+// checks the keyed records that have no table (checkBookkeeping).
 func (s *Store) CheckIndexes() error {
 	return s.db.View(checkIndexes)
 }
@@ -41,6 +42,9 @@ func checkIndexes(tx *bolt.Tx) error {
 		if err := check(tx); err != nil {
 			return fmt.Errorf("index check: %w", err)
 		}
+	}
+	if err := checkBookkeeping(tx); err != nil {
+		return fmt.Errorf("record check: %w", err)
 	}
 	return nil
 }

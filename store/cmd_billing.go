@@ -56,7 +56,7 @@ func (GrantPlan) Kind() string        { return "plan.grant/1" }
 func (c GrantPlan) auditUser() string { return c.UserID }
 
 func (c GrantPlan) plan(v *view, m Meta) (mutation, error) {
-	return once(v, c.Once, c.SubID, func() (mutation, error) { return c.planOnce(v, m) })
+	return once(v, m, c.Once, c.SubID, func() (mutation, error) { return c.planOnce(v, m) })
 }
 
 func (c GrantPlan) planOnce(v *view, m Meta) (mutation, error) {

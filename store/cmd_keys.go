@@ -50,7 +50,7 @@ func (CreateKey) Kind() string        { return "key.create/1" }
 func (c CreateKey) auditUser() string { return c.UserID }
 
 func (c CreateKey) plan(v *view, m Meta) (mutation, error) {
-	return once(v, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
+	return once(v, m, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
 }
 
 func (c CreateKey) planOnce(v *view, m Meta) (mutation, error) {
@@ -272,7 +272,7 @@ type UpdateKey struct {
 func (UpdateKey) Kind() string { return "key.update/1" }
 
 func (c UpdateKey) plan(v *view, m Meta) (mutation, error) {
-	return once(v, c.Once, c.KeyID, func() (mutation, error) { return c.planOnce(v, m) })
+	return once(v, m, c.Once, c.KeyID, func() (mutation, error) { return c.planOnce(v, m) })
 }
 
 func (c UpdateKey) planOnce(v *view, m Meta) (mutation, error) {

@@ -22,7 +22,7 @@ func (OpenTicket) Kind() string        { return "ticket.open/1" }
 func (c OpenTicket) auditUser() string { return c.UserID }
 
 func (c OpenTicket) plan(v *view, m Meta) (mutation, error) {
-	return once(v, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
+	return once(v, m, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
 }
 
 func (c OpenTicket) planOnce(v *view, m Meta) (mutation, error) {
@@ -56,7 +56,7 @@ type ReplyTicket struct {
 func (ReplyTicket) Kind() string { return "ticket.reply/1" }
 
 func (c ReplyTicket) plan(v *view, m Meta) (mutation, error) {
-	return once(v, c.Once, c.TicketID, func() (mutation, error) { return c.planOnce(v, m) })
+	return once(v, m, c.Once, c.TicketID, func() (mutation, error) { return c.planOnce(v, m) })
 }
 
 func (c ReplyTicket) planOnce(v *view, m Meta) (mutation, error) {

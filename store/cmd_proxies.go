@@ -26,7 +26,7 @@ func (CreateProxy) Kind() string        { return "proxy.create/1" }
 func (c CreateProxy) auditUser() string { return c.UserID }
 
 func (c CreateProxy) plan(v *view, m Meta) (mutation, error) {
-	return once(v, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
+	return once(v, m, c.Once, c.ID, func() (mutation, error) { return c.planOnce(v, m) })
 }
 
 func (c CreateProxy) planOnce(v *view, m Meta) (mutation, error) {

@@ -102,6 +102,8 @@ func decodeCommand(e Envelope) (Command, error) {
 		return dec[SpendCredits](e)
 	case RevokeSubscription{}.Kind():
 		return dec[RevokeSubscription](e)
+	case Housekeep{}.Kind():
+		return dec[Housekeep](e)
 	}
 	return nil, fmt.Errorf("command %q: %w", e.Kind, model.ErrUnknownCmd)
 }

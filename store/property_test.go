@@ -170,6 +170,9 @@ func (g *gen) op() Op {
 			c = PruneAudit{Before: g.at.Add(-48 * time.Hour), Max: 1 + g.r.IntN(40)}
 		case 2:
 			c = g.adminOp()
+		case 3: // cutoffs sometimes too recent, so some are refused
+			c = Housekeep{OnceBefore: g.at.Add(-time.Duration(12+g.r.IntN(72)) * time.Hour),
+				TrialDaysBefore: g.at.Add(-time.Duration(g.r.IntN(4)-1) * 24 * time.Hour), Max: 1 + g.r.IntN(20)}
 		default:
 			c = SetBanned{UserID: g.pick(g.users), Banned: g.r.IntN(2) == 0}
 		}

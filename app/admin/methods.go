@@ -41,6 +41,12 @@ type (
 		Months int    `json:"months,omitempty"`
 		Days   int    `json:"days,omitempty"`
 	}
+	// PlanRevoke ends a user's plan now; SubID empty names the current one.
+	PlanRevoke struct {
+		UserID string `json:"user_id"`
+		SubID  string `json:"sub_id,omitempty"`
+		Reason string `json:"reason,omitempty"`
+	}
 	// KeyAdd issues a key.
 	KeyAdd struct {
 		UserID string        `json:"user_id"`
@@ -155,6 +161,16 @@ func (s *Server) dispatch(ctx context.Context, c *call) (any, error) {
 			return nil, err
 		}
 		return svc.GrantPlan(ctx, a, u.ID, p.PlanID, p.Months, p.Days)
+	case "plan.revoke":
+		var p PlanRevoke
+		if err := c.params(&p); err != nil {
+			return nil, err
+		}
+		u, err := svc.FindUser(ctx, p.UserID)
+		if err != nil {
+			return nil, err
+		}
+		return svc.RevokePlan(ctx, a, u.ID, p.SubID, p.Reason)
 	}
 	return s.dispatchCredentials(ctx, c)
 }

@@ -45,7 +45,7 @@ Node:
 
 Admin (over DATA/admin.sock of the running node; --data DIR or USIPIPO_DATA; --json):
   user   add --telegram-id N | list | show ID | ban ID [--reason R] | unban ID
-  plan   add --name N --days D [...] | list | grant --user ID --plan ID [--months N]
+  plan   add --name N --days D [...] | list | grant --user ID --plan ID [--months N] | revoke --user ID [--sub ID] [--reason R]
   key    add --user ID --type wireguard|outline | list [--user ID] | revoke ID | config ID [--qr FILE]
   proxy  add --user ID | list [--user ID] | revoke ID | free [--country CC] [--limit N]
   apikey add --scope read|write|admin [--name N] [--expires 720h] | list | revoke ID

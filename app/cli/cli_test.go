@@ -187,3 +187,63 @@ func TestInitPrintsSecretsOnceAndRefusesTwice(t *testing.T) {
 		t.Fatalf("second init: %d %q", code, errs)
 	}
 }
+
+// plan revoke ends the user's current plan (or the one named with --sub)
+// over the admin socket, suspends the keys it held, and refuses a plan that
+// is already over.
+func TestPlanRevokeVerb(t *testing.T) {
+	data, stop := startNode(t)
+	defer stop()
+	env := map[string]string{"USIPIPO_DATA": data}
+	code, out, errs := runCLI(t, env, "user", "add", "--telegram-id", "321", "--json")
+	var user struct{ ID string }
+	if code != 0 || json.Unmarshal([]byte(out), &user) != nil || user.ID == "" {
+		t.Fatalf("user add: %d %q %q", code, out, errs)
+	}
+	code, out, _ = runCLI(t, env, "plan", "add", "--name", "Mensual", "--max-keys", "2", "--json")
+	var plan struct{ ID string }
+	if code != 0 || json.Unmarshal([]byte(out), &plan) != nil || plan.ID == "" {
+		t.Fatalf("plan add --json: %d %q", code, out)
+	}
+	grant := func() string {
+		t.Helper()
+		code, out, errs := runCLI(t, env, "plan", "grant", "--user", "321", "--plan", plan.ID, "--json")
+		var sub struct{ ID string }
+		if code != 0 || json.Unmarshal([]byte(out), &sub) != nil || sub.ID == "" {
+			t.Fatalf("plan grant: %d %q %q", code, out, errs)
+		}
+		return sub.ID
+	}
+	first := grant()
+	if code, out, errs := runCLI(t, env, "key", "add", "--user", "321", "--type", "outline", "--plan"); code != 0 {
+		t.Fatalf("key add --plan: %d %q %q", code, out, errs)
+	}
+
+	code, out, errs = runCLI(t, env, "plan", "revoke", "--user", "321", "--reason", "abuse")
+	if code != 0 || !strings.Contains(out, "subscription "+first) || !strings.Contains(out, "cancelled") {
+		t.Fatalf("plan revoke: %d %q %q", code, out, errs)
+	}
+	code, out, _ = runCLI(t, env, "key", "list", "--user", user.ID, "--json")
+	var keys struct {
+		Items []struct{ Status string } `json:"items"`
+	}
+	if code != 0 || json.Unmarshal([]byte(out), &keys) != nil || len(keys.Items) != 1 || keys.Items[0].Status != "suspended" {
+		t.Fatalf("keys after the revoke: %d %q", code, out)
+	}
+	if code, _, errs = runCLI(t, env, "plan", "revoke", "--user", "321"); code != 1 || !strings.Contains(errs, "no such plan") {
+		t.Fatalf("revoke with no current plan: %d %q", code, errs)
+	}
+	if code, _, errs = runCLI(t, env, "plan", "revoke", "--user", "321", "--sub", first); code != 1 || !strings.Contains(errs, "cancelled") {
+		t.Fatalf("revoking a revoked plan again: %d %q", code, errs)
+	}
+
+	second := grant()
+	code, out, errs = runCLI(t, env, "plan", "revoke", "--user", "321", "--sub", second, "--json")
+	var sub struct{ ID, Status string }
+	if code != 0 || json.Unmarshal([]byte(out), &sub) != nil || sub.ID != second || sub.Status != "cancelled" {
+		t.Fatalf("plan revoke --sub --json: %d %q %q", code, out, errs)
+	}
+	if code, _, errs = runCLI(t, env, "plan", "revoke"); code != 2 || !strings.Contains(errs, "--user") {
+		t.Fatalf("revoke without --user: %d %q", code, errs)
+	}
+}

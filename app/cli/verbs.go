@@ -31,7 +31,7 @@ func adminVerb(ctx context.Context, noun string, args []string, env Env) error {
 	switch noun + " " + verb {
 	case "user add", "user list", "user show", "user ban", "user unban":
 		return userVerb(c, verb, rest, call)
-	case "plan add", "plan list", "plan grant":
+	case "plan add", "plan list", "plan grant", "plan revoke":
 		return planVerb(c, verb, rest, call)
 	case "key add", "key list", "key revoke", "key config":
 		return keyVerb(c, verb, rest, call)

@@ -70,6 +70,26 @@ func planVerb(c *command, verb string, args []string, call caller) error {
 		return c.print(out, func(w io.Writer) {
 			fmt.Fprintf(w, "subscription %s: plan %s until %s\n", out.ID, out.PlanID, out.ExpiresAt.Format(time.DateTime))
 		})
+	case "revoke":
+		var p admin.PlanRevoke
+		c.fs.StringVar(&p.UserID, "user", "", "user id, Telegram id or referral code")
+		c.fs.StringVar(&p.SubID, "sub", "", "subscription id (default: the user's current plan)")
+		c.fs.StringVar(&p.Reason, "reason", "", "why (kept in the audit log)")
+		if err := c.none(args); err != nil {
+			return err
+		}
+		if p.UserID == "" {
+			fmt.Fprintln(c.env.Stderr, "usipipo plan revoke: --user ID is required")
+			return errUsage
+		}
+		var out model.Subscription
+		if err := call("plan.revoke", p, &out); err != nil {
+			return err
+		}
+		return c.print(out, func(w io.Writer) {
+			fmt.Fprintf(w, "subscription %s: plan %s %s (its keys moved to another current plan, or suspended)\n",
+				out.ID, out.PlanID, out.Status)
+		})
 	}
 	return errUsage
 }

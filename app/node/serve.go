@@ -46,6 +46,7 @@ func (n *Node) startServing(ctx context.Context, planes []plane.Plane, wg *sync.
 		}
 	}()
 	wg.Go(func() { n.maintain(ctx) })
+	wg.Go(func() { n.housekeep(ctx, 24*time.Hour) })
 	if err := n.startPayments(ctx, wg); err != nil {
 		return err
 	}
@@ -186,5 +187,25 @@ func (n *Node) pruneAudit(ctx context.Context) {
 	prune := store.PruneAudit{Before: cutoff, Max: 10_000}
 	if err := n.Store.Do(ctx, store.Meta{At: now, Actor: string(app.ActorSystem)}, prune); err != nil {
 		n.Log.Error("audit_prune_failed", "error", err.Error())
+	}
+}
+
+// housekeep forgets old idempotency keys and trial-day counters
+// (app.Service.Housekeep) at start and then every period: a node restarted
+// more often than daily still gets it done.
+func (n *Node) housekeep(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		if pruned, err := n.Service.Housekeep(ctx); err != nil && ctx.Err() == nil {
+			n.Log.Error("housekeeping_failed", "error", err.Error())
+		} else if pruned > 0 {
+			n.Log.Info("housekeeping", "entries", pruned)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
 	}
 }

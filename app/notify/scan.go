@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/store/model"
 )
 
@@ -50,6 +51,7 @@ func (s *scanner) scan(ctx context.Context) error {
 		s.expiry(ctx, now),
 		s.caps(ctx),
 		s.status(ctx),
+		s.forgetRevoked(ctx),
 		s.n.scanAudit(ctx),
 		s.n.dailyReport(ctx, now),
 		s.n.sendBackup(ctx, now),
@@ -220,4 +222,40 @@ func humanBytes(b uint64) string {
 		return fmt.Sprintf("%.1f MB", float64(b)/(1<<20))
 	}
 	return fmt.Sprintf("%d KB", b>>10)
+}
+
+// forgetRevoked drops the suspended checkpoint of each credential seen
+// suspended that is now revoked or gone: it can never be restored, so the
+// entry would only grow the checkpoints (and be read at every start). One
+// still suspended (or expired, which a renewal may bring back) keeps its
+// entry, so a restoration is still told. It costs one record read per
+// suspended credential a scan, as caps costs one per active key.
+func (s *scanner) forgetRevoked(ctx context.Context) error {
+	if err := s.load(); err != nil {
+		return err
+	}
+	puts := map[string][]byte{}
+	var errs []error
+	for id := range s.suspended {
+		if ctx.Err() != nil {
+			break
+		}
+		c, err := s.loadCred(id)
+		switch {
+		case errors.Is(err, model.ErrNotFound):
+		case err != nil:
+			errs = append(errs, err)
+			continue
+		case c.status != model.KeyRevoked:
+			continue
+		}
+		delete(s.suspended, id)
+		puts[ckSuspended+id] = nil
+	}
+	if len(puts) > 0 {
+		if err := s.n.st.PutTelemetry(store.Checkpoints, puts); err != nil {
+			errs = append(errs, fmt.Errorf("status checkpoints: %w", err))
+		}
+	}
+	return errors.Join(errs...)
 }
