@@ -110,7 +110,7 @@ func (s *Service) ProxyConfig(ctx context.Context, id string) (*ClientConfig, er
 		if err != nil {
 			return nil, 0, err
 		}
-		tg, web := mtproto.Links(s.host(), s.ends.MTProtoPort, mtproto.FakeTLSSecret(key, s.cloak()))
+		tg, web := mtproto.Links(s.host(), s.ends.MTProtoPort, s.ProxySecrets().Secret(key))
 		c := &ClientConfig{ID: p.ID, Type: model.MTProto, Filename: "mtproto-" + p.ID + ".txt", Text: tg, Link: web}
 		return c, int64(len(tg) + len(web) + 128), nil
 	})
@@ -135,12 +135,10 @@ func (s *Service) host() string {
 	return "127.0.0.1"
 }
 
-func (s *Service) cloak() string {
-	if s.ends.CloakDomain != "" {
-		return s.ends.CloakDomain
-	}
-	return s.host()
-}
+// cloak is the domain FakeTLS clients send as their server name; "" when
+// the node hands out dd secrets (proxy_secret.go), and then the proxy takes
+// any name, so ee links handed out before still work.
+func (s *Service) cloak() string { return s.ProxySecrets().Domain }
 
 func hostPort(host string, port int) string {
 	if host == "" {

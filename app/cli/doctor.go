@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/usipipo/usipipo/app"
 	"github.com/usipipo/usipipo/app/admin"
 	"github.com/usipipo/usipipo/app/config"
 	"github.com/usipipo/usipipo/store"
@@ -52,6 +53,7 @@ func doctor(ctx context.Context, args []string, env Env) error {
 	fs = append(fs, checkOutlineAPI(cfg)...)
 	fs = append(fs, checkTUN(cfg)...)
 	fs = append(fs, checkWebhook(ctx, cfg, systemWebhookEnv())...)
+	fs = append(fs, checkMTProtoSecrets(cfg))
 	failed := 0
 	for _, f := range fs {
 		if f.Level == "fail" {
@@ -66,6 +68,16 @@ func doctor(ctx context.Context, args []string, env Env) error {
 		return fmt.Errorf("doctor: %d problem(s) to fix", failed)
 	}
 	return nil
+}
+
+// checkMTProtoSecrets says which MTProto secrets the node hands out: ee
+// (FakeTLS) needs a DNS name to cloak as, else links carry dd secrets.
+func checkMTProtoSecrets(cfg *config.Config) finding {
+	p := app.ChooseProxySecrets(cfg.MTProtoDomain, cfg.PublicHost)
+	if p.FakeTLS {
+		return ok("mtproto", p.Why)
+	}
+	return bad("warn", "mtproto", p.Why, "give --mtproto-domain a DNS name, best one that points at this server, or use a DNS name as --public-host")
 }
 
 func printFindings(w io.Writer, fs []finding) {

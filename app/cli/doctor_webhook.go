@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,9 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/usipipo/usipipo/app/config"
+	"github.com/usipipo/usipipo/app/node"
 )
 
 // webhookPorts are the only ports Telegram delivers webhooks to.
@@ -38,9 +39,9 @@ func systemWebhookEnv() webhookEnv {
 // checkWebhook reports whether Telegram can deliver to the webhook that
 // --bot-webhook registers at https://PUBLIC_HOST:PORT/tg/webhook: a
 // listener on a routable address, a port Telegram posts to, a host that
-// resolves to a public address, and a certificate Telegram trusts (the
-// node does not upload a self-signed one with setWebhook). Nothing without
-// --bot-webhook: the bot polls then.
+// resolves to a public address, and a certificate Telegram trusts: from a
+// public CA, or self-signed, which the node uploads with setWebhook. Nothing
+// without --bot-webhook: the bot polls then.
 func checkWebhook(ctx context.Context, cfg *config.Config, env webhookEnv) []finding {
 	if !cfg.BotWebhook {
 		return nil
@@ -131,12 +132,6 @@ func webhookCert(cfg *config.Config, env webhookEnv) finding {
 	if err != nil {
 		return bad("fail", "webhook cert", "--tls-cert: "+err.Error(), "give a PEM certificate chain and its key")
 	}
-	// Self-signed: issued by its own subject and signed by its own key (a
-	// leaf without the CA flag fails CheckSignatureFrom, so not that).
-	if bytes.Equal(leaf.RawIssuer, leaf.RawSubject) && leaf.CheckSignature(leaf.SignatureAlgorithm, leaf.RawTBSCertificate, leaf.Signature) == nil {
-		return bad("fail", "webhook cert", "--tls-cert is self-signed: Telegram refuses it unless it is uploaded with setWebhook, which the node does not do",
-			"use a CA-issued certificate, or leave --tls-cert/--tls-key out so the node gets one by ACME")
-	}
 	inter := x509.NewCertPool()
 	for _, der := range pair.Certificate[1:] {
 		if c, err := x509.ParseCertificate(der); err == nil {
@@ -144,9 +139,37 @@ func webhookCert(cfg *config.Config, env webhookEnv) finding {
 		}
 	}
 	_, err = leaf.Verify(x509.VerifyOptions{DNSName: cfg.PublicHost, Roots: env.roots, Intermediates: inter, CurrentTime: env.now})
+	if err != nil && node.SelfSigned(leaf) {
+		return selfSignedWebhookCert(cfg.PublicHost, leaf, env.now)
+	}
 	if err != nil {
 		return bad("fail", "webhook cert", "--tls-cert does not verify for "+cfg.PublicHost+": "+err.Error(),
-			"give the full chain of a certificate from a public CA that names "+cfg.PublicHost)
+			"give the full chain of a certificate from a public CA that names "+cfg.PublicHost+", or a self-signed one")
 	}
 	return ok("webhook cert", fmt.Sprintf("CA-issued certificate for %s from %s, valid until %s", cfg.PublicHost, leaf.Issuer.CommonName, leaf.NotAfter.Format(time.DateOnly)))
+}
+
+// selfSignedWebhookCert: the node uploads a self-signed certificate with
+// setWebhook, and Telegram then trusts it if it names the host in the
+// webhook URL (Telegram's guide asks for it as the CN; a subjectAltName
+// does as well) and is in date.
+func selfSignedWebhookCert(host string, leaf *x509.Certificate, now time.Time) finding {
+	if leaf.VerifyHostname(host) != nil && !strings.EqualFold(leaf.Subject.CommonName, strings.TrimSuffix(host, ".")) {
+		return bad("fail", "webhook cert", fmt.Sprintf("--tls-cert is self-signed for %q, not for %s: Telegram refuses it even uploaded", leaf.Subject.CommonName, host),
+			"make it for the public host: openssl req -newkey rsa:2048 -sha256 -nodes -x509 -days 365 -keyout key.pem -out cert.pem -subj /CN="+host+" -addext subjectAltName="+sanFor(host))
+	}
+	if now.Before(leaf.NotBefore) || now.After(leaf.NotAfter) {
+		return bad("fail", "webhook cert", fmt.Sprintf("--tls-cert is self-signed and valid from %s to %s, not now", leaf.NotBefore.Format(time.DateOnly), leaf.NotAfter.Format(time.DateOnly)),
+			"make a new one (and the node uploads it again)")
+	}
+	return ok("webhook cert", fmt.Sprintf("self-signed certificate for %s, valid until %s: the node uploads it with setWebhook (again after a renewal), so Telegram trusts it",
+		host, leaf.NotAfter.Format(time.DateOnly)))
+}
+
+// sanFor is openssl's subjectAltName value for host: IP:… or DNS:….
+func sanFor(host string) string {
+	if _, err := netip.ParseAddr(host); err == nil {
+		return "IP:" + host
+	}
+	return "DNS:" + host
 }

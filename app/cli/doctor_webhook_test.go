@@ -132,11 +132,31 @@ func TestDoctorWebhookMode(t *testing.T) {
 		t.Fatalf("untrusted CA: %s", l)
 	}
 
-	// Self-signed: Telegram would refuse it.
+	// Self-signed: the node uploads it, so Telegram trusts it, when it names
+	// the host (as a subjectAltName, or as the CN Telegram's guide makes,
+	// here for an IP address) and is in date.
 	fs = checkWebhook(ctx, webhookConfig(t, "--public-listen", ":443", "--public-host", "bot.example.com",
 		"--tls-cert", selfCert, "--tls-key", selfKey), env)
-	if l := levelOf(t, fs, "webhook cert", "self-signed"); l != "fail" {
+	if l := levelOf(t, fs, "webhook cert", "the node uploads it with setWebhook"); l != "ok" {
 		t.Fatalf("self-signed: %s", l)
+	}
+	ipCert, ipKey, _, _ := writeCert(t, dir, "203.0.113.9", "", false, nil, nil)
+	fs = checkWebhook(ctx, webhookConfig(t, "--public-listen", ":443", "--public-host", "203.0.113.9",
+		"--tls-cert", ipCert, "--tls-key", ipKey), env)
+	if l := levelOf(t, fs, "webhook cert", "self-signed certificate for 203.0.113.9"); l != "ok" {
+		t.Fatalf("self-signed for an IP: %s", l)
+	}
+	fs = checkWebhook(ctx, webhookConfig(t, "--public-listen", ":443", "--public-host", "other.example.com",
+		"--tls-cert", selfCert, "--tls-key", selfKey), env)
+	if l := levelOf(t, fs, "webhook cert", "not for other.example.com"); l != "fail" {
+		t.Fatalf("self-signed for another host: %s", l)
+	}
+	later := env
+	later.now = time.Now().Add(100 * 24 * time.Hour)
+	fs = checkWebhook(ctx, webhookConfig(t, "--public-listen", ":443", "--public-host", "bot.example.com",
+		"--tls-cert", selfCert, "--tls-key", selfKey), later)
+	if l := levelOf(t, fs, "webhook cert", "not now"); l != "fail" {
+		t.Fatalf("expired self-signed: %s", l)
 	}
 
 	// A port Telegram does not post to; ACME's check cannot reach it either.
@@ -181,5 +201,34 @@ func TestDoctorReportsWebhook(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, nil, "doctor", "--data", data, "--http", "127.0.0.1:0"); strings.Contains(out, "webhook") {
 		t.Fatalf("webhook findings without --bot-webhook: %d\n%s", code, out)
+	}
+}
+
+// doctor says which MTProto secrets links carry: dd, a warning, when no
+// DNS name is at hand to cloak FakeTLS as; ee otherwise.
+func TestDoctorMTProtoSecrets(t *testing.T) {
+	for _, tc := range []struct {
+		args        []string
+		level, want string
+	}{
+		{[]string{"--public-host", "203.0.113.9"}, "warn", "--public-host 203.0.113.9 is an IP address"},
+		{nil, "warn", "--public-host is not set"},
+		{[]string{"--public-host", "vpn.example.com"}, "ok", "ee (FakeTLS) MTProto secrets, cloaked as vpn.example.com (--public-host"},
+		{[]string{"--public-host", "203.0.113.9", "--mtproto-domain", "www.example.org"}, "ok", "cloaked as www.example.org (--mtproto-domain)"},
+	} {
+		cfg, err := config.Parse(append([]string{"--data", t.TempDir()}, tc.args...), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := checkMTProtoSecrets(cfg)
+		if f.Check != "mtproto" || f.Level != tc.level || !strings.Contains(f.Detail, tc.want) || (f.Level != "ok") != (f.Fix != "") {
+			t.Errorf("%v: %+v, want %s mentioning %q", tc.args, f, tc.level, tc.want)
+		}
+	}
+	data := filepath.Join(t.TempDir(), "data")
+	_, out, errs := runCLI(t, nil, "doctor", "--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0",
+		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "203.0.113.9")
+	if !strings.Contains(out, "WARN  mtproto") || !strings.Contains(out, "dd (padded intermediate)") || !strings.Contains(out, "--mtproto-domain") {
+		t.Fatalf("doctor:\n%s\n%s", out, errs)
 	}
 }

@@ -40,6 +40,7 @@ type Config struct {
 	BotAPIURL     string         // --bot-api-url: Telegram Bot API base URL
 	MTProtoDC     map[int]string // --mtproto-dc: Telegram DC index → host:port overrides
 	MTProtoFast   bool           // --mtproto-fast: DC→client bytes without re-encryption
+	MTProtoDomain string         // --mtproto-domain: FakeTLS cloak domain; empty = --public-host if a DNS name
 	ShadowmereURL string         // --shadowmere-url: proxy list source; empty = off
 	QvaPayURL     string         // --qvapay-url: QvaPay API base URL
 

@@ -71,6 +71,7 @@ var settingCases = []struct {
 	{"public-api", []string{"true"}, func(c *config.Config) any { return c.PublicAPI }, true},
 	{"bot-webhook", []string{"true"}, func(c *config.Config) any { return c.BotWebhook }, true},
 	{"mtproto-fast", []string{"true"}, func(c *config.Config) any { return c.MTProtoFast }, true},
+	{"mtproto-domain", []string{"www.example.org"}, func(c *config.Config) any { return c.MTProtoDomain }, "www.example.org"},
 	{"outline-api", []string{"0.0.0.0:8181"}, func(c *config.Config) any { return c.OutlineAPI }, "0.0.0.0:8181"},
 	{"egress-allow", []string{"10.0.0.0/8", "192.0.2.7"}, func(c *config.Config) any { return c.EgressAllow },
 		[]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.7/32")}},

@@ -39,6 +39,7 @@ var settings = []*setting{
 	scalar("ss-listen", "ADDR", "Shadowsocks TCP+UDP listen address", func(c *Config) *string { return &c.SSListen }, parseString, showString, checkListenAddr),
 	scalar("mtproto-listen", "ADDR", "MTProto proxy listen address", func(c *Config) *string { return &c.MTProtoListen }, parseString, showString, checkListenAddr),
 	boolean(scalar("mtproto-fast", "", "MTProto fast mode: DC→client bytes pass without re-encryption (less CPU; the DC leg carries the client's downstream key in clear)", func(c *Config) *bool { return &c.MTProtoFast }, parseBool, strconv.FormatBool, nil)),
+	scalar("mtproto-domain", "DOMAIN", "domain FakeTLS (ee) MTProto secrets name, sent by clients as TLS SNI; empty = --public-host when it is a DNS name, else dd secrets", func(c *Config) *string { return &c.MTProtoDomain }, parseString, showString, checkOptional(checkCloakDomain)),
 	secret(scalar("bot-token", "TOKEN", "Telegram bot token; empty turns the bot off", func(c *Config) *Secret { return &c.BotToken }, parseSecret, Secret.String, checkBotToken)),
 	scalar("public-host", "HOST", "host or IP that client configs point at; empty = derive", func(c *Config) *string { return &c.PublicHost }, parseString, showString, checkOptional(checkHost)),
 	scalar("public-listen", "ADDR", "public HTTPS listen address; empty = off", func(c *Config) *string { return &c.PublicListen }, parseString, showString, checkOptional(checkListenAddr)),

@@ -110,6 +110,18 @@ func checkHost(h string) error {
 	return nil
 }
 
+// checkCloakDomain accepts a DNS name fit to be a TLS server name: not an
+// IP address, at least two labels, letters, digits and hyphens only.
+func checkCloakDomain(d string) error {
+	if _, err := netip.ParseAddr(d); err == nil || strings.Trim(d, "0123456789.") == "" {
+		return errors.New("want a DNS name: clients send it as the TLS server name, where an IP address gives the proxy away")
+	}
+	if checkHost(d) != nil || strings.HasSuffix(d, ".") || !strings.Contains(d, ".") || strings.Contains(d, "_") {
+		return errors.New("want a DNS name such as www.example.com (letters, digits, hyphens and dots, no trailing dot)")
+	}
+	return nil
+}
+
 func isAlnum(r rune) bool {
 	return r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9'
 }

@@ -312,7 +312,7 @@ func (n *Node) endpoints() app.Endpoints {
 		host = guessPublicHost()
 	}
 	return app.Endpoints{PublicHost: host, WGPort: port(cfg.WGListen), WGPublicKey: n.sec.wgPublic,
-		SSPort: port(cfg.SSListen), MTProtoPort: port(cfg.MTProtoListen), PublicPort: n.publicPort()}
+		SSPort: port(cfg.SSListen), MTProtoPort: port(cfg.MTProtoListen), PublicPort: n.publicPort(), CloakDomain: cfg.MTProtoDomain}
 }
 
 func port(addr string) int {

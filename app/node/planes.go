@@ -49,6 +49,7 @@ func dataPlanes(n *Node, stops *[]func(context.Context)) ([]plane.Plane, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--mtproto-listen %s: %w", cfg.MTProtoListen, err)
 	}
+	n.Service.ProxySecrets().Log(logging.ForService(n.Log, "mtproto")) // ee or dd links, and why
 	dcs := mtproto.DefaultDCs()
 	maps.Copy(dcs, cfg.MTProtoDC)
 	mt, err := mtproto.New(mtproto.Options{Listener: mtLn, Dial: n.Egress.DialFor, CloakDomain: n.Service.CloakDomain(),

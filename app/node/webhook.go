@@ -55,12 +55,20 @@ func (n *Node) webhookIntake(in *pay.Intake, api *pay.BotAPI, log *slog.Logger) 
 	}
 	params := map[string]any{"url": url, "secret_token": secret, "allowed_updates": pay.AllowedUpdates(),
 		"drop_pending_updates": false}
+	reg := &webhookRegistrar{api: api, params: params, log: log, certFile: n.Config.TLSCert, keyFile: n.Config.TLSKey}
+	if reg.certFile != "" {
+		// Loaded now so that a certificate Telegram needs uploaded is known
+		// before the first registration; a bad pair fails the start here.
+		if reg.cert, err = loadWebhookCert(reg.certFile, reg.keyFile, nil); err != nil {
+			return nil, err
+		}
+	}
 	return func(ctx context.Context) {
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			if err := callUntilDone(ctx, api, "setWebhook", params, true, log); err == nil {
-				log.Info("telegram_webhook_set", "details", url)
-			}
+			t := time.NewTicker(webhookCertCheckEvery)
+			defer t.Stop()
+			reg.run(ctx, t.C)
 		})
 		if err := wh.Run(ctx); err != nil && ctx.Err() == nil {
 			log.Error("telegram_webhook_stopped", "error", err.Error())
@@ -73,16 +81,18 @@ func (n *Node) webhookIntake(in *pay.Intake, api *pay.BotAPI, log *slog.Logger) 
 // (getUpdates is refused while one is set), keeping the updates Telegram
 // holds for the bot. A definitive refusal is logged and polling goes on.
 func clearWebhook(ctx context.Context, api *pay.BotAPI, log *slog.Logger) {
-	_ = callUntilDone(ctx, api, "deleteWebhook", map[string]any{"drop_pending_updates": false}, false, log)
+	params := map[string]any{"drop_pending_updates": false}
+	_ = callUntilDone(ctx, "deleteWebhook", func(ctx context.Context) error { return api.Call(ctx, "deleteWebhook", params, nil) }, false, log)
 }
 
-// callUntilDone calls a Bot API method until it succeeds, backing off
-// (as Telegram asks, when it does) between attempts. It stops at ctx's end,
-// and at a refusal that retrying cannot change unless retryRefusals.
-func callUntilDone(ctx context.Context, api *pay.BotAPI, method string, params map[string]any, retryRefusals bool, log *slog.Logger) error {
+// callUntilDone makes a Bot API call until it succeeds, backing off (as
+// Telegram asks, when it does) between attempts. It stops at ctx's end, and
+// at a refusal that retrying cannot change unless retryRefusals. call is
+// made afresh each attempt (an upload reads its file again).
+func callUntilDone(ctx context.Context, method string, call func(context.Context) error, retryRefusals bool, log *slog.Logger) error {
 	wait := time.Duration(0)
 	for {
-		err := api.Call(ctx, method, params, nil)
+		err := call(ctx)
 		if err == nil || ctx.Err() != nil {
 			return err
 		}

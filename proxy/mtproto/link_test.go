@@ -23,3 +23,23 @@ func TestLinks(t *testing.T) {
 		t.Fatal(tg, web)
 	}
 }
+
+func TestPaddedSecret(t *testing.T) {
+	if s := PaddedSecret([]byte("0123456789abcdef")); s != "dd30313233343536373839616263646566" {
+		t.Fatalf("secret %q", s)
+	}
+}
+
+func TestValidCloakDomain(t *testing.T) {
+	for d, want := range map[string]bool{
+		"vpn.example.net": true, "www.cloudflare.com": true, "a-b.c0.io": true, "xn--80ak6aa92e.com": true,
+		"": false, "localhost": false, "203.0.113.7": false, "2001:db8::7": false, "::1": false,
+		"vpn.example.net.": false, "-a.example": false, "a-.example": false, "a..example": false,
+		"under_score.example": false, "space .example": false, "0177.0.0.1": false, "10.1": false,
+		strings.Repeat("a", 64) + ".example": false, strings.Repeat("a.", 127) + "ab": false,
+	} {
+		if got := ValidCloakDomain(d); got != want {
+			t.Errorf("ValidCloakDomain(%q) = %v, want %v", d, got, want)
+		}
+	}
+}
