@@ -69,6 +69,10 @@ func (d *Dialer) DialFor(ctx context.Context, cred, network, address string) (ne
 	return d.DialContext(ctx, network, address)
 }
 
+// ConnectTimeout is how long a dial may take, resolution included: for
+// callers that connect a socket themselves after CheckFor.
+func (d *Dialer) ConnectTimeout() time.Duration { return d.net.Timeout }
+
 // take takes one new-flow token for cred.
 func (d *Dialer) take(cred string) error {
 	if d.flows == nil || d.flows.allow(cred, d.now()) {

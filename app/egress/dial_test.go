@@ -297,3 +297,17 @@ func TestHTTPClient(t *testing.T) {
 		t.Fatalf("redirect to 127.0.0.2: %v, want a refusal", err)
 	}
 }
+
+// TestConnectTimeout: callers that connect sockets themselves after
+// CheckFor get the dialer's own bound, the default when none is set.
+func TestConnectTimeout(t *testing.T) {
+	for _, c := range []struct{ set, want time.Duration }{{0, DefaultTimeout}, {3 * time.Second, 3 * time.Second}} {
+		d, err := New(Options{Timeout: c.set})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := d.ConnectTimeout(); got != c.want {
+			t.Errorf("Timeout %v: ConnectTimeout() = %v, want %v", c.set, got, c.want)
+		}
+	}
+}

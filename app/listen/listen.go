@@ -305,7 +305,7 @@ func (r *Registry) Listen(network, addr string) (net.Listener, error) {
 			return err
 		},
 		func(e *entry) (err error) {
-			if e.ln, err = net.Listen(network, addr); err == nil {
+			if e.ln, err = listenStream(network, addr); err == nil {
 				if ul, ok := e.ln.(*net.UnixListener); ok {
 					ul.SetUnlinkOnClose(false) // a child may serve on it after a handover
 				}

@@ -5,11 +5,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -117,5 +120,107 @@ func TestBenchServerProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	fmt.Printf("addr %s\n", s.addr)
+	io.Copy(io.Discard, os.Stdin) // until the benchmark closes our stdin
+}
+
+// benchRelayEnv names the target of the plain relay process.
+const benchRelayEnv = "USIPIPO_OUTLINE_BENCH_RELAY"
+
+// startRelayProcess runs this test binary as a plain TCP relay to target
+// until the benchmark ends.
+func startRelayProcess(b *testing.B, target string) benchServer {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchRelayProcess$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), benchRelayEnv+"="+target)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { in.Close(); cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "addr ") {
+		b.Fatalf("relay process: %q %v", line, err)
+	}
+	go io.Copy(io.Discard, out)
+	return benchServer{addr: strings.TrimSpace(strings.TrimPrefix(line, "addr ")), pid: cmd.Process.Pid}
+}
+
+// TestBenchRelayProcess is the plain relay of the connection benchmarks:
+// the server's own sockets (sock_linux.go), pooled goroutines and pooled
+// buffers, a half close passed on each way, and nothing of Shadowsocks. Its
+// CPU per connection is the floor of this design in Go: what our server
+// spends above it is the protocol's work. It does nothing in a normal
+// test run.
+func TestBenchRelayProcess(t *testing.T) {
+	target := os.Getenv(benchRelayEnv)
+	if target == "" {
+		t.Skip("relay process of the outline benchmarks only")
+	}
+	ap, err := netip.ParseAddrPort(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); ln.Close(); wg.Wait() }()
+	run := newWorkers(ctx, &wg)
+	bufs := sync.Pool{New: func() any { return new([2][maxPayload]byte) }}
+	dial := func() (net.Conn, error) { return dialSock(ctx, ap, 10*time.Second) }
+	if !leanDial {
+		dial = func() (net.Conn, error) { return net.DialTimeout("tcp", target, 10*time.Second) }
+	}
+	accept := func() (net.Conn, error) { return ln.Accept() }
+	if sl := newSockListener(ln); sl != nil {
+		defer sl.close()
+		accept = sl.accept
+	}
+	copyHalf := func(dst, src net.Conn, buf []byte) {
+		for {
+			n, err := src.Read(buf)
+			if n > 0 {
+				if _, werr := dst.Write(buf[:n]); werr != nil {
+					return
+				}
+			}
+			if err != nil {
+				closeWrite(dst)
+				return
+			}
+		}
+	}
+	wg.Go(func() {
+		for {
+			c, err := accept()
+			if err != nil {
+				return
+			}
+			run.Go(func() {
+				defer c.Close()
+				out, err := dial()
+				if err != nil {
+					return
+				}
+				defer out.Close()
+				b := bufs.Get().(*[2][maxPayload]byte)
+				defer bufs.Put(b)
+				done := make(chan struct{})
+				run.Go(func() { defer close(done); copyHalf(out, c, b[0][:]) })
+				copyHalf(c, out, b[1][:])
+				<-done
+			})
+		}
+	})
+	fmt.Printf("addr %s\n", ln.Addr())
 	io.Copy(io.Discard, os.Stdin) // until the benchmark closes our stdin
 }

@@ -35,6 +35,9 @@ type contender struct {
 	ops  int
 	wall time.Duration
 	cpu  time.Duration
+	// client is this process's CPU time over the contender's turns: the
+	// clients and the sink (ss-local runs apart and is not in it).
+	client time.Duration
 }
 
 // takeTurns gives each contender turnRounds batches of perRound ops, run
@@ -47,7 +50,11 @@ func takeTurns(b *testing.B, cs []*contender, perRound, workers int) {
 			if r%2 == 1 {
 				c = cs[len(cs)-1-i]
 			}
-			cpu0, err := cpuTime(c.pid)
+			cpu0, err := serverCPU(c.pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			client0, err := cpuTime(os.Getpid())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -56,7 +63,12 @@ func takeTurns(b *testing.B, cs []*contender, perRound, workers int) {
 				b.Fatalf("%s: %v", c.name, err)
 			}
 			c.wall += time.Since(t0)
-			cpu1, err := cpuTime(c.pid)
+			client1, err := cpuTime(os.Getpid())
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.client += client1 - client0
+			cpu1, err := serverCPU(c.pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -66,14 +78,65 @@ func takeTurns(b *testing.B, cs []*contender, perRound, workers int) {
 	}
 }
 
+// serverCPU is cpuTime of a server process; a contender without one (pid
+// 0, the ceiling) has none.
+func serverCPU(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	return cpuTime(pid)
+}
+
 // connectionTurns runs b.N connections against each contender, 8 at a
-// time, and reports each one's connections/s and server CPU time per
-// connection.
-func connectionTurns(b *testing.B, cs []*contender) {
+// time, and reports each one's connections/s, server CPU time per
+// connection, and the CPU time per connection of this process (clients
+// and sink).
+//
+// A plain relay process takes turns with them (TestBenchRelayProcess): the
+// same request and answer, unencrypted, through a relay built like our
+// server minus Shadowsocks, whose CPU per connection is this design's
+// floor in Go.
+//
+// The ceiling takes turns too: the same request and answer sent straight
+// to the sink, no server at all — the most any server could reach here,
+// where client, sink and server share two cores. It is well above 1.5×
+// ss-server's rate (3.0-3.3× on a quiet machine), but it is not a
+// reachable bound: going through any server, the clients and the sink
+// alone use 200-240 µs of CPU per connection (client-cpu-µs/conn: the
+// client's crypto and a second TCP connection's kernel work), so at 1.5×
+// ss-server's rate (6,700-6,900/s when ss-server makes 4,500-4,600/s) two
+// cores leave a server 60-70 µs per connection, half of what ss-server
+// itself spends (115-140 µs, mostly kernel work for two TCP connections).
+// What a server can still win here is CPU per connection:
+// usipipo-cpu-µs/conn against ss-server-cpu-µs/conn.
+func connectionTurns(b *testing.B, target string, cs []*contender) {
+	relay := startRelayProcess(b, target)
+	cs = append(cs, &contender{name: "relay", pid: relay.pid, op: plainOp(relay.addr)},
+		&contender{name: "ceiling", op: plainOp(target)})
 	takeTurns(b, cs, (b.N+turnRounds-1)/turnRounds, 8)
 	for _, c := range cs {
 		b.ReportMetric(float64(c.ops)/c.wall.Seconds(), c.name+"-conns/s")
-		b.ReportMetric(float64(c.cpu)/float64(time.Microsecond)/float64(c.ops), c.name+"-cpu-µs/conn")
+		b.ReportMetric(float64(c.client)/float64(time.Microsecond)/float64(c.ops), c.name+"-client-cpu-µs/conn")
+		if c.pid != 0 {
+			b.ReportMetric(float64(c.cpu)/float64(time.Microsecond)/float64(c.ops), c.name+"-cpu-µs/conn")
+		}
+	}
+}
+
+// plainOp is a connection's request and answer without Shadowsocks: the
+// client connects to target itself, sends "ping" and reads "pong".
+func plainOp(target string) func() error {
+	return func() error {
+		c, err := net.DialTimeout("tcp", target, 10*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		c.SetDeadline(time.Now().Add(time.Minute))
+		if _, err := c.Write([]byte("ping")); err != nil {
+			return err
+		}
+		return expectPong(c)
 	}
 }
 
@@ -284,7 +347,7 @@ func expectPong(r io.Reader) error {
 func BenchmarkConnections(b *testing.B) {
 	target := sink(b)
 	c, _ := NewCipher(DefaultMethod, "pw")
-	connectionTurns(b, contenders(b, goClientOp(c, target)))
+	connectionTurns(b, target, contenders(b, goClientOp(c, target)))
 }
 
 // BenchmarkLibevLocalConnections is the same through shadowsocks-libev's
@@ -292,7 +355,7 @@ func BenchmarkConnections(b *testing.B) {
 func BenchmarkLibevLocalConnections(b *testing.B) {
 	needLibev(b, "ss-server")
 	target := sink(b)
-	connectionTurns(b, contenders(b, func(addr string) func() error {
+	connectionTurns(b, target, contenders(b, func(addr string) func() error {
 		return socksOp(ssLocal(b, addr, DefaultMethod, "pw", false), target)
 	}))
 }

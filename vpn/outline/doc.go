@@ -56,9 +56,23 @@
 //
 // # Egress
 //
-// Every target is reached through the node's egress dialer: TCP by
-// DialFor, which judges the resolved address at the socket; UDP by CheckFor
+// Every target is reached under the node's egress policy: a TCP target
+// given as a name by DialFor, which judges each resolved address at the
+// socket; one given as an address by CheckFor and then a socket the server
+// connects itself (sock_linux.go: fewer system calls per connection than
+// net's dial, within the egress dialer's ConnectTimeout); UDP by CheckFor
 // once per new destination of a NAT session (udp.go), after the server
 // resolved a name itself. A UDP session has its own outbound socket and ends
 // after UDPTimeout without client packets.
+//
+// # Connections
+//
+// On Linux the server accepts on the listener's descriptor and wraps each
+// TCP socket in an *os.File for the runtime poller; accepted sockets take
+// TCP_NODELAY and net's keepalive from the listener, where New sets them
+// once. Target sockets set TCP_NODELAY but no keepalive (ss-server sets
+// none on either side): the client side's keepalive finds a dead client
+// and ends both sides; a dead target behind an idle client lasts until the
+// client leaves. Handlers and relays run on pooled goroutines
+// (workers.go) that keep their grown stacks between connections.
 package outline

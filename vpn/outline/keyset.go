@@ -51,8 +51,12 @@ type match struct {
 type tryFunc func(*keyEntry) (match, bool)
 
 // salted lazily holds a deriver per salt length: keys of different ciphers
-// read different salt lengths from the same head.
-type salted struct{ d16, d32 *deriver }
+// read different salt lengths from the same head. With a pool, derivers
+// come from it and release gives them back, wiped.
+type salted struct {
+	d16, d32 *deriver
+	pool     *sync.Pool // of *deriver; nil: allocate
+}
 
 func (s *salted) deriver(head []byte, ss int) *deriver {
 	p := &s.d32
@@ -60,15 +64,47 @@ func (s *salted) deriver(head []byte, ss int) *deriver {
 		p = &s.d16
 	}
 	if *p == nil {
-		*p = newDeriver(head[:ss])
+		if s.pool != nil {
+			d := s.pool.Get().(*deriver)
+			d.reset(head[:ss])
+			*p = d
+		} else {
+			*p = newDeriver(head[:ss])
+		}
 	}
 	return *p
 }
 
+func (s *salted) release() {
+	for _, d := range []*deriver{s.d16, s.d32} {
+		if d != nil && s.pool != nil {
+			d.wipe()
+			s.pool.Put(d)
+		}
+	}
+	s.d16, s.d32 = nil, nil
+}
+
 // tcpTrials tries keys on the head of a stream: salt, then the sealed length.
 func tcpTrials(head []byte) func(int) tryFunc {
-	return func(int) tryFunc {
-		var s salted
+	t, _ := pooledTCPTrials(head, nil)
+	return t
+}
+
+// pooledTCPTrials is tcpTrials with derivers from pool; call release once
+// the search has returned (the AEADs it found keep no reference to them).
+func pooledTCPTrials(head []byte, pool *sync.Pool) (newTry func(int) tryFunc, release func()) {
+	var (
+		first salted    // worker 0's: most searches have no other
+		more  []*salted // the parallel workers'
+	)
+	first.pool = pool
+	newTry = func(w int) tryFunc {
+		s := &first
+		if w > 0 {
+			s = &salted{pool: pool}
+			more = append(more, s) // the search makes its workers' trials in one goroutine
+		}
 		return func(e *keyEntry) (match, bool) {
 			ss := e.c.SaltSize()
 			if len(head) < ss+lenChunkSize {
@@ -78,6 +114,13 @@ func tcpTrials(head []byte) func(int) tryFunc {
 			return match{e: e, aead: aead, n: n}, ok
 		}
 	}
+	release = func() {
+		first.release()
+		for _, s := range more {
+			s.release()
+		}
+	}
+	return newTry, release
 }
 
 // udpTrials tries keys on a whole packet, opening it into a scratch buffer

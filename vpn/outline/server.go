@@ -89,7 +89,10 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
-	conns  sync.Map  // every live net.Conn, closed by Close
+	conns  sync.Map // every live net.Conn, closed by Close
+	run    *workers // the TCP handlers and relays
+	// sockLn accepts on the listener's descriptor; nil: through net.
+	sockLn *sockListener
 	bufs   sync.Pool // *relayBufs: a relay's 64 KiB of buffers, reused
 	// derivers are HKDF states for the server's own salts and UDP packets.
 	derivers sync.Pool // *deriver
@@ -138,7 +141,9 @@ func New(o Options) (*Server, error) {
 	s.derivers.New = func() any { return &deriver{h: sha1.New()} }
 	s.m = newServerMetrics(o.Metrics, s)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.run = newWorkers(s.ctx, &s.wg)
 	if o.Listener != nil {
+		s.sockLn = newSockListener(o.Listener)
 		s.wg.Go(s.acceptLoop)
 	}
 	if o.PacketConn != nil {
@@ -283,6 +288,9 @@ func (s *Server) Close() error {
 		s.cancel()
 		if s.o.Listener != nil {
 			s.o.Listener.Close()
+		}
+		if s.sockLn != nil {
+			s.sockLn.close()
 		}
 		if s.o.PacketConn != nil {
 			s.o.PacketConn.Close()

@@ -13,7 +13,7 @@ import (
 
 func (s *Server) acceptLoop() {
 	for {
-		c, err := s.o.Listener.Accept()
+		c, err := s.accept()
 		if err != nil {
 			if s.ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
 				return
@@ -27,11 +27,37 @@ func (s *Server) acceptLoop() {
 			continue
 		}
 		s.m.accepted.Inc()
-		s.wg.Go(func() { s.serveTCP(c) })
+		s.run.Go(func() { s.serveTCP(c) })
 	}
 }
 
+// accept takes the next connection, on the listener's descriptor when
+// it can.
+func (s *Server) accept() (net.Conn, error) {
+	if s.sockLn != nil {
+		return s.sockLn.accept()
+	}
+	return s.o.Listener.Accept()
+}
+
+// dialTarget connects to target under the egress policy. An address
+// target is checked and then connected by the server itself (fewer system
+// calls than net's dial; see sock_linux.go); a name goes through the
+// egress dialer, which checks each address it resolves to.
+func (s *Server) dialTarget(cred string, target Addr) (net.Conn, error) {
+	if leanDial && target.Host == "" {
+		if err := s.o.Egress.CheckFor(cred, target.IP); err != nil {
+			return nil, err
+		}
+		return dialSock(s.ctx, target.IP, s.o.Egress.ConnectTimeout())
+	}
+	return s.o.Egress.DialFor(s.ctx, cred, "tcp", target.String())
+}
+
 func remoteIP(c net.Conn) netip.Addr {
+	if a, ok := c.(interface{ remoteAP() netip.AddrPort }); ok {
+		return a.remoteAP().Addr().Unmap()
+	}
 	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
 		return a.AddrPort().Addr().Unmap()
 	}
@@ -68,8 +94,10 @@ func (s *Server) serveTCP(c net.Conn) {
 		return
 	}
 	t0 := time.Now()
-	m, trials, ok := set.search(s.last.get(src), tcpTrials(head))
-	s.m.trials.Add(trials)
+	trials, release := pooledTCPTrials(head, &s.derivers)
+	m, tried, ok := set.search(s.last.get(src), trials)
+	release()
+	s.m.trials.Add(tried)
 	s.m.searchSec.UpdateDuration(t0)
 	if !ok {
 		s.fails.failed(src, now)
@@ -154,8 +182,8 @@ func (s *Server) proxyTCP(c net.Conn, src netip.Addr, e *keyEntry, r *StreamRead
 	if st.stopped(s.o.Now()) {
 		return errors.New("key stopped")
 	}
-	// The egress dialer bounds the connect, resolution included.
-	out, err := s.o.Egress.DialFor(s.ctx, st.id, "tcp", target.String())
+	// The connect is bounded by the egress dialer's timeout, resolution included.
+	out, err := s.dialTarget(st.id, target)
 	if err != nil {
 		return fmt.Errorf("dialling target: %w", err)
 	}
@@ -207,10 +235,10 @@ func (s *Server) relay(st *keyState, client net.Conn, r io.Reader, w io.Writer, 
 		}
 	}
 	done := make(chan struct{})
-	go func() {
+	s.run.Go(func() {
 		defer close(done)
 		finish(target, s.pipe(st, true, target, r, bufs.up))
-	}()
+	})
 	finish(client, s.pipe(st, false, w, target, bufs.down))
 	<-done
 }
