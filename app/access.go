@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"time"
 
@@ -110,6 +112,28 @@ func (s *Service) CheckAdminPassword(ctx context.Context, username, password str
 	}
 	adm.PasswordHash, adm.TOTP = "", nil
 	return adm, nil
+}
+
+// AdminStamp is a digest of a login's credentials: its password hash and
+// its sealed TOTP seed. It changes when the password is changed or reset
+// and when the second factor is enrolled, replaced or removed, and at no
+// other time (spending a recovery code leaves it alone). The panel and the
+// API keep the stamp read before a login's check with each session and
+// refresh family, and refuse one whose stamp is no longer the login's: a
+// credential change then ends every login made before it, whichever
+// surface (panel, API, CLI) made the change and on every node that sees
+// the change. The stamp reveals nothing the password hash does not.
+func (s *Service) AdminStamp(ctx context.Context, username string) (string, error) {
+	adm, err := s.st.Admin(username)
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	h.Write([]byte("usipipo admin credential stamp v1\x00"))
+	h.Write([]byte(adm.PasswordHash))
+	h.Write([]byte{0})
+	h.Write(adm.TOTP)
+	return base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:18]), nil
 }
 
 // IsAdmin reports whether a Telegram user is an admin now, by

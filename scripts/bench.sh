@@ -27,6 +27,9 @@ run ./app/egress 'Check$|Dial' 1s
 run ./store/keyring 'Seal|Open|VerifySecret|Encrypt|Decrypt' 1s
 run ./app/backup 'Backup' 1x
 run ./web/api 'APILoad' 20000x
+# wrk (Debian wrk) against the API and a bare handler, each in its own
+# process, taking turns: 5 rounds of 2 s each (skipped without wrk).
+run ./web/api 'APIWrk' 5x
 run ./app/pay 'PaymentUpdates' 400x
 run ./app/bot 'BotUpdates|BotHandler' 400x
 run ./app/notify 'BroadcastPlanner' 5x

@@ -368,6 +368,9 @@ func TestBroadcasts(t *testing.T) {
 	}
 	r = ta.do(req{method: "GET", path: "/api/v1/broadcasts/b1", token: adm})
 	wantStatus(t, r, 200)
+	// Polled progress: unchanged, it answers 304.
+	wantStatus(t, ta.do(req{method: "GET", path: "/api/v1/broadcasts/b1", token: adm,
+		header: map[string]string{"If-None-Match": r.header.Get("ETag")}}), 304)
 	wantStatus(t, ta.do(req{method: "GET", path: "/api/v1/broadcasts/b9", token: adm}), 404)
 	wantStatus(t, ta.do(req{method: "GET", path: "/api/v1/broadcasts/b1", token: ta.tokens["read"]}), 403)
 }

@@ -12,9 +12,16 @@
 // and the docs. A login with a one-time password (after init or a reset)
 // gets a token good only for POST /api/v1/auth/password; the next refresh
 // of that login is a full token.
+// An admin login also enrols TOTP (totp.go). Each login family keeps the
+// credential stamp its admin had when it logged in
+// (app.Service.AdminStamp): after a change of the password or second
+// factor, made here, in the panel or through the CLI, the family is
+// refused, so a credential change ends every earlier login but the one
+// that made it.
 //
 // Node-local state (limits.go, idempotency.go, refresh.go): rate limiters
-// and login back-off live in memory; refresh-token families and the
+// and the login back-off (package loginguard, shared with the panel) live
+// in memory; refresh-token families and the
 // responses of creating calls sent with an Idempotency-Key (for 24 hours)
 // are also kept in node-local telemetry buckets, so logins, revocations and
 // replays survive a restart. Failed logins go into the audit trail.
@@ -40,6 +47,7 @@ import (
 	"github.com/usipipo/usipipo/app"
 	"github.com/usipipo/usipipo/app/pay"
 	"github.com/usipipo/usipipo/store/keyring"
+	"github.com/usipipo/usipipo/web/loginguard"
 )
 
 // Defaults of Options.
@@ -50,7 +58,7 @@ const (
 	DefaultIPRate       = 400 // requests per second per client address
 	DefaultIdemWindow   = 24 * time.Hour
 	DefaultIdemEntries  = 10000
-	DefaultLoginFreeTry = 5 // failed logins before back-off starts
+	DefaultLoginFreeTry = loginguard.DefaultFree // failed logins before back-off starts
 )
 
 // Options configures Mount. Service is required.
@@ -87,9 +95,14 @@ type Options struct {
 	// IdemWindow and IdemEntries bound the stored idempotent responses.
 	IdemWindow  time.Duration
 	IdemEntries int
-	// LoginFreeTries failed logins per address or username are answered
+	// LoginFreeTries failed logins per username and address are answered
 	// at once; after that each needs a growing wait (1 s, 2 s, … 15 min).
+	// See package loginguard.
 	LoginFreeTries int
+	// Logins is the node's failed-login back-off, to share with the panel
+	// so that alternating between the two earns no extra tries. Nil: one
+	// of the Shared state's own, with LoginFreeTries.
+	Logins *loginguard.Guard
 }
 
 func (o *Options) defaults() error {
@@ -163,10 +176,11 @@ type api struct {
 	refresh *refreshStore
 	keyLim  *limiter
 	ipLim   *limiter
-	logins  *loginGuard
+	logins  *loginguard.Guard
 	idem    *idemStore
 	used    *lastUsed
 	keys    *keyCache
+	totp    *pendingTOTP
 	m       apiMetrics
 }
 
@@ -195,6 +209,7 @@ func Mount(fa *fiber.App, o Options) error {
 		ipLim:   newLimiter(o.IPRate, o.Now),
 		logins:  sh.logins,
 		idem:    sh.idem,
+		totp:    sh.totp,
 		keys:    newKeyCache(),
 		used:    &lastUsed{st: o.Service.Store(), log: o.Logger, every: flushEvery},
 		m: apiMetrics{
@@ -254,6 +269,9 @@ func (a *api) routes(fa *fiber.App) {
 	a.route(fa, post, v+"/auth/refresh", public, false, a.refreshToken)
 	a.route(fa, post, v+"/auth/logout", public, false, a.logout)
 	a.route(fa, post, passwordPath, admin, false, a.changePassword)
+	a.route(fa, get, v+"/auth/totp", admin, false, a.totpStatus)
+	a.route(fa, post, v+"/auth/totp", admin, false, a.totpBegin)
+	a.route(fa, post, v+"/auth/totp/confirm", admin, false, a.totpConfirm)
 	a.route(fa, get, v+"/node/status", read, false, a.nodeStatus)
 
 	a.route(fa, get, v+"/users", read, false, a.listUsers)

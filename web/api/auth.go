@@ -51,7 +51,9 @@ func unauthorized(c *fiber.Ctx, detail string) error {
 
 // authenticate admits a request whose bearer credential holds scope (or a
 // higher one): an API key (usp_…) that is neither revoked nor expired, or a
-// valid access JWT whose login family is still live.
+// valid access JWT whose login family is still live and whose login still
+// has the credentials it logged in with (one store read: admin logins are
+// people, integrators use API keys).
 func (a *api) authenticate(scope string) fiber.Handler {
 	need := scopeRank(scope)
 	return func(c *fiber.Ctx) error {
@@ -76,7 +78,7 @@ func (a *api) authenticate(scope string) fiber.Handler {
 			}
 		} else {
 			cl, err := a.jwt.verify(tok)
-			if err != nil || !a.refresh.live(cl.Family) {
+			if err != nil || !a.familyHolds(c, cl.Family, cl.Subject) {
 				a.m.tokenRefused.Inc()
 				return unauthorized(c, "The access token is invalid or expired.")
 			}
@@ -94,6 +96,21 @@ func (a *api) authenticate(scope string) fiber.Handler {
 		c.Locals(localPrincipal, p)
 		return c.Next()
 	}
+}
+
+// familyHolds reports whether access tokens of family fam, a login of
+// subject, may be used: the family is live and the login's credentials
+// have not changed since it logged in (here, in the panel, through the CLI
+// or on another node). A stale family is only refused here, not revoked:
+// the next refresh revokes it, and a password change through the API
+// revokes the login's other families at once.
+func (a *api) familyHolds(c *fiber.Ctx, fam, subject string) bool {
+	stamp, ok := a.refresh.live(fam)
+	if !ok {
+		return false
+	}
+	now, err := a.svc.AdminStamp(c.UserContext(), subject)
+	return err == nil && now == stamp
 }
 
 type loginRequest struct {
@@ -122,16 +139,20 @@ func (a *api) login(c *fiber.Ctx) error {
 		return err
 	}
 	ip := c.IP()
-	if wait := a.logins.check(ip, in.Username); wait > 0 {
+	if wait := a.logins.Check(ip, in.Username); wait > 0 {
 		a.m.rateLimited.Inc()
 		return tooMany(c, wait, "Too many failed logins; try again later.")
 	}
+	// The stamp is read before the check: a credential change racing this
+	// login leaves the family with the old stamp, refused, never with the
+	// new one after the old password.
+	stamp, _ := a.svc.AdminStamp(c.UserContext(), in.Username)
 	adm, err := a.svc.LoginAdmin(c.UserContext(), app.PanelActor(in.Username), in.Username, in.Password, in.TOTP)
 	if err != nil {
 		if !errors.Is(err, app.ErrUnauthorized) {
 			return err
 		}
-		a.logins.fail(ip, in.Username)
+		a.logins.Fail(ip, in.Username)
 		a.m.loginFailed.Inc()
 		secondFactor := errors.Is(err, app.ErrSecondFactor)
 		a.log.LogAttrs(c.UserContext(), slog.LevelWarn, "login_failed", slog.String("action", "auth.login"),
@@ -149,10 +170,10 @@ func (a *api) login(c *fiber.Ctx) error {
 		}
 		return unauthorized(c, "Wrong username or password.")
 	}
-	a.logins.succeed(ip, in.Username)
+	a.logins.Succeed(ip, in.Username)
 	a.log.LogAttrs(c.UserContext(), slog.LevelInfo, "login", slog.String("action", "auth.login"),
 		slog.String("details", "username="+adm.Username), slog.String("ip", ip))
-	fam, refresh, err := a.refresh.start(adm.Username, a.o.RefreshTTL)
+	fam, refresh, err := a.refresh.start(adm.Username, stamp, a.o.RefreshTTL)
 	if err != nil {
 		return err
 	}
@@ -177,7 +198,8 @@ type refreshRequest struct {
 }
 
 // refreshToken trades a refresh token for a new access token and the next
-// refresh token of the family. A token used twice revokes its family.
+// refresh token of the family. A token used twice revokes its family, and
+// so does a login whose credentials changed since it logged in.
 func (a *api) refreshToken(c *fiber.Ctx) error {
 	var in refreshRequest
 	if err := decodeBody(c, &in); err != nil {
@@ -202,6 +224,12 @@ func (a *api) refreshToken(c *fiber.Ctx) error {
 			return rerr
 		}
 		return unauthorized(c, "The login no longer exists.")
+	}
+	if stamp, err := a.svc.AdminStamp(c.UserContext(), rot.subject); err != nil || stamp != rot.stamp {
+		if _, rerr := a.refresh.revoke(rot.next); rerr != nil {
+			return rerr
+		}
+		return unauthorized(c, "The login's password or second factor changed since this login: log in again.")
 	}
 	return a.issue(c, rot.subject, rot.family, rot.next, adm.MustChange)
 }
@@ -242,29 +270,33 @@ type passwordRequest struct {
 }
 
 // changePassword sets the logged-in admin's password and ends every other
-// login of that admin. API keys cannot call it.
+// login of that admin: its other refresh families at once and, through the
+// credential stamp, its panel sessions. The login making the change keeps
+// its family, as GitHub's or Django's do: it has just proved the current
+// password and holds the new one, so ending it would add a login and no
+// safety. API keys cannot call it (they are no admin's login, and a
+// password change leaves them alone: revoke them apart).
 func (a *api) changePassword(c *fiber.Ctx) error {
-	p := principalOf(c)
-	if p.admin == "" {
-		return web.NewProblem(fiber.StatusForbidden, problemType("admin-login-required"), "Admin login required",
-			"Only an admin login, not an API key, can change its password.")
+	p, err := adminLogin(c, "change its password")
+	if err != nil {
+		return err
 	}
 	var in passwordRequest
 	if err := decodeBody(c, &in); err != nil {
 		return err
 	}
-	if wait := a.logins.check(c.IP(), p.admin); wait > 0 {
+	if wait := a.logins.Check(c.IP(), p.admin); wait > 0 {
 		return tooMany(c, wait, "Too many wrong passwords; try again later.")
 	}
 	if err := a.svc.ChangeAdminPassword(c.UserContext(), p.actor, p.admin, in.CurrentPassword, in.NewPassword); err != nil {
 		if errors.Is(err, app.ErrUnauthorized) {
-			a.logins.fail(c.IP(), p.admin) // guessing the password with a stolen token is slowed too
+			a.logins.Fail(c.IP(), p.admin) // guessing the password with a stolen token is slowed too
 			return web.NewProblem(fiber.StatusForbidden, problemType("wrong-password"), "Wrong password",
 				"The current password is wrong.")
 		}
 		return err
 	}
-	if err := a.refresh.revokeSubject(p.admin, p.family); err != nil {
+	if err := a.keepAfterCredentialChange(c, p); err != nil {
 		return err
 	}
 	return c.SendStatus(fiber.StatusNoContent)

@@ -3,9 +3,12 @@ package api
 import (
 	"bytes"
 	"context"
+	"encoding/base32"
 	"errors"
+	"image/png"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/usipipo/usipipo/app"
 	"github.com/usipipo/usipipo/store"
@@ -95,4 +98,90 @@ func TestLoginAcceptsRecoveryCodeOnce(t *testing.T) {
 	if _, left, _ := ta.svc.TOTPStatus(context.Background(), "admin"); left != app.RecoveryCodeCount-2 {
 		t.Fatalf("a wrong password spent a recovery code: %d left", left)
 	}
+}
+
+// An admin enrols TOTP through the API: begin (seed, URI, QR), confirm
+// with the password and a code, recovery codes once; the login's other
+// logins end, its own goes on, and the next login needs the factor.
+func TestTOTPEnrolmentThroughTheAPI(t *testing.T) {
+	t.Parallel()
+	ta := startAPI(t, func(o *Options) { o.LoginFreeTries = 100 })
+	for _, path := range []string{"/api/v1/auth/totp", "/api/v1/auth/totp/confirm"} {
+		r := ta.do(req{method: "POST", path: path, token: ta.tokens["admin"], body: totpConfirmRequest{}})
+		if wantStatus(t, r, 403); r.problemType() != "admin-login-required" {
+			t.Fatalf("%s with an API key: %s", path, r.problemType())
+		}
+	}
+	mine, other := ta.login(), ta.login()
+	status := func(tok tokenResponse) totpStatus {
+		t.Helper()
+		r := ta.do(req{method: "GET", path: "/api/v1/auth/totp", token: tok.AccessToken})
+		wantStatus(t, r, 200)
+		var st totpStatus
+		r.json(t, &st)
+		return st
+	}
+	if st := status(mine); st.Enrolled || st.Pending {
+		t.Fatalf("before enrolment: %+v", st)
+	}
+	confirm := func(password, code string) *resp {
+		return ta.do(req{method: "POST", path: "/api/v1/auth/totp/confirm", token: mine.AccessToken,
+			body: totpConfirmRequest{Password: password, Code: code}})
+	}
+	wantStatus(t, confirm(ta.adminPassword, "123456"), 409) // nothing begun
+
+	r := ta.do(req{method: "POST", path: "/api/v1/auth/totp", token: mine.AccessToken})
+	wantStatus(t, r, 200)
+	var e totpEnrolment
+	r.json(t, &e)
+	seed, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(e.Secret)
+	if err != nil || !strings.HasPrefix(e.URI, "otpauth://totp/") || !strings.Contains(e.URI, "secret="+e.Secret) {
+		t.Fatalf("enrolment %+v: %v", e, err)
+	}
+	if img, err := png.Decode(bytes.NewReader(e.QRPNG)); err != nil || img.Bounds().Dx() < 100 {
+		t.Fatalf("QR code: %v", err)
+	}
+	if st := status(mine); st.Enrolled || !st.Pending {
+		t.Fatalf("begun: %+v", st)
+	}
+	if st := status(other); st.Pending {
+		t.Fatal("another login sees this login's begun enrolment")
+	}
+	code := func() string { return app.TOTPCode(seed, ta.clock.Now().Unix()/30) }
+	if r := confirm("wrong password", code()); r.status != 403 || r.problemType() != "wrong-password" {
+		t.Fatalf("wrong password: %d %s", r.status, r.problemType())
+	}
+	if r := confirm(ta.adminPassword, app.TOTPCode(seed, ta.clock.Now().Unix()/30+5)); r.status != 422 || r.problemType() != "wrong-code" {
+		t.Fatalf("wrong code: %d %s", r.status, r.problemType())
+	}
+	if enrolled, _, _ := ta.svc.TOTPStatus(context.Background(), "admin"); enrolled {
+		t.Fatal("enrolled before a right confirmation")
+	}
+	r = confirm(ta.adminPassword, code())
+	wantStatus(t, r, 200)
+	var rc recoveryCodes
+	r.json(t, &rc)
+	if len(rc.RecoveryCodes) != app.RecoveryCodeCount {
+		t.Fatalf("recovery codes %v", rc.RecoveryCodes)
+	}
+	if st := status(mine); !st.Enrolled || st.Pending || st.RecoveryLeft != app.RecoveryCodeCount {
+		t.Fatalf("after confirmation: %+v", st)
+	}
+	wantStatus(t, confirm(ta.adminPassword, code()), 409) // spent
+	if !ta.works(mine) || ta.works(other) {
+		t.Fatal("the enrolling login must go on, the other must end")
+	}
+	if _, ok := ta.refreshes(mine); !ok {
+		t.Fatal("the enrolling login cannot refresh")
+	}
+	// The factor is in force: a password alone no longer logs in.
+	wantStatus(t, ta.loginWith(""), 401)
+	ta.clock.Add(30 * time.Second) // a new step: the confirming code is spent
+	wantStatus(t, ta.loginWith(code()), 200)
+	wantStatus(t, ta.loginWith(rc.RecoveryCodes[0]), 200)
+
+	// A begun enrolment lasts pendingTTL.
+	wantStatus(t, ta.do(req{method: "POST", path: "/api/v1/auth/totp", token: mine.AccessToken}), 200)
+	ta.clock.Add(pendingTTL + time.Second)
+	wantStatus(t, confirm(ta.adminPassword, code()), 409)
 }

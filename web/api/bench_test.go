@@ -72,39 +72,61 @@ func BenchmarkAPILoad(b *testing.B) {
 }
 
 type benchEnv struct {
-	svc               *app.Service
+	*benchService
 	bare, api         *fiber.App
 	bareAddr, apiAddr string
-	userIDs           []string
-	token             string
 }
 
 func newBenchEnv(b *testing.B) *benchEnv {
 	b.Helper()
-	st, err := store.Open(store.Options{Path: filepath.Join(b.TempDir(), "usipipo.db")})
+	bs := newBenchService(b)
+	srv := benchAPI(b, bs.svc)
+	env := &benchEnv{benchService: bs, bare: bareApp(bs.userIDs[0]), api: srv.App()}
+	env.bareAddr = serveBench(b, env.bare.Listener, func() { env.bare.ShutdownWithTimeout(5 * time.Second) })
+	env.apiAddr = serveBench(b, srv.Serve, func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	benchToken = env.token
+	return env
+}
+
+// benchService is the benchmarks' service layer: a store with benchUsers
+// users, each with a plan, and an API key with the write scope.
+type benchService struct {
+	svc     *app.Service
+	userIDs []string
+	token   string
+}
+
+func newBenchService(tb testing.TB) *benchService {
+	tb.Helper()
+	st, err := store.Open(store.Options{Path: filepath.Join(tb.TempDir(), "usipipo.db")})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	c, err := cache.New(cache.Options{MaxBytes: 64 << 20})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
+	tb.Cleanup(func() { st.Close(); c.Close() }) // runs after the servers' shutdown, registered later
 	dk, _ := keyring.GenerateKey(rand.Reader)
 	svc, err := app.New(app.Options{Store: st, DataKey: dk, Cache: c, Node: "bench",
 		Ends: app.Endpoints{PublicHost: "vpn.example.net", SSPort: 8388}})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	ctx := context.Background()
 	plan, err := svc.PutPlan(ctx, app.ActorCLI, app.PlanSpec{Name: "bench", DurationDays: 365, MaxKeys: 1 << 20,
 		Protocols: []model.KeyType{model.Outline, model.WireGuard}})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	// Many users, so that no user collects thousands of keys during a run
 	// (the store counts a user's credentials on every creation). They are
 	// registered concurrently to share commits.
-	env := &benchEnv{svc: svc, userIDs: make([]string, benchUsers)}
+	bs := &benchService{svc: svc, userIDs: make([]string, benchUsers)}
 	var wg sync.WaitGroup
 	errs := make(chan error, benchUsers)
 	sem := make(chan struct{}, 64)
@@ -122,57 +144,65 @@ func newBenchEnv(b *testing.B) *benchEnv {
 				errs <- err
 				return
 			}
-			env.userIDs[i] = u.ID
+			bs.userIDs[i] = u.ID
 		}()
 	}
 	wg.Wait()
 	close(errs)
 	if err := <-errs; err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	k, err := svc.CreateAPIKey(ctx, app.ActorCLI, "bench", []model.Scope{model.ScopeWrite}, time.Time{})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	env.token = k.Token
+	bs.token = k.Token
+	return bs
+}
 
+// bareApp is the ceiling: a bare fiber handler answering GET /users/:id
+// with a fixed user-sized JSON body.
+func bareApp(userID string) *fiber.App {
 	bare := fiber.New(fiber.Config{DisableStartupMessage: true})
-	body, _ := json.Marshal(map[string]any{"id": env.userIDs[0], "language": "es", "balance": 0})
+	body, _ := json.Marshal(map[string]any{"id": userID, "language": "es", "balance": 0})
 	bare.Get("/users/:id", func(c *fiber.Ctx) error {
 		c.Set(fiber.HeaderContentType, fiber.MIMEApplicationJSON)
 		return c.Send(body)
 	})
-	bareLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	go bare.Listener(bareLn)
+	return bare
+}
 
+// benchAPI is the API as a node serves it: the web server's middleware
+// (request id, metrics, sampled access log) and the API with rate limits
+// too high to refuse anything.
+func benchAPI(tb testing.TB, svc *app.Service) *web.Server {
 	srv, err := web.New(web.Options{Logger: slog.New(slog.NewJSONHandler(io.Discard, nil)), Metrics: metrics.NewSet(),
 		AccessLogFirst: 100, AccessLogThereafter: 100})
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := Mount(srv.App(), Options{Service: svc, KeyRate: 1e6, IPRate: 1e6}); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	apiLn, err := net.Listen("tcp", "127.0.0.1:0")
+	return srv
+}
+
+// serveBench serves on 127.0.0.1:0 until the test ends, then stops.
+func serveBench(tb testing.TB, serve func(net.Listener) error, stop func()) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	go srv.Serve(apiLn)
-	b.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		bare.Shutdown()
-		st.Close()
-		c.Close()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		serve(ln)
+	}()
+	tb.Cleanup(func() {
+		stop()
+		<-done
 	})
-	env.bareAddr, env.apiAddr = bareLn.Addr().String(), apiLn.Addr().String()
-	env.bare, env.api = bare, srv.App()
-	benchToken = env.token
-	return env
+	return ln.Addr().String()
 }
 
 // benchUsers is how many users the creations are spread over.

@@ -96,6 +96,5 @@ func (a *api) getBroadcast(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(st)
+	return sendRead(c, st) // polled: a 304 while nothing moved
 }

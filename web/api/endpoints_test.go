@@ -418,5 +418,7 @@ func TestAuditAndStatus(t *testing.T) {
 	if !bytes.Contains(r.body, []byte(`"planes":3`)) {
 		t.Fatalf("status %s", r.body)
 	}
+	wantStatus(t, ta.do(req{method: "GET", path: "/api/v1/node/status", token: ta.tokens["read"],
+		header: map[string]string{"If-None-Match": r.header.Get("ETag")}}), 304)
 	wantStatus(t, ta.do(req{method: "GET", path: "/api/v1/health"}), 200)
 }

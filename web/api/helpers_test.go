@@ -66,6 +66,12 @@ type testAPI struct {
 
 type option func(*Options)
 
+// testHTTPTimeout bounds one test request. Generous: on a loaded 2-core
+// machine under -race a login (a slow password hash, sometimes two, and a
+// durable write) can queue behind other tests' for seconds; only a hang
+// should trip it.
+const testHTTPTimeout = 60 * time.Second
+
 func startAPI(t *testing.T, opts ...option) *testAPI {
 	t.Helper()
 	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "usipipo.db")})
@@ -108,7 +114,7 @@ func startAPI(t *testing.T, opts ...option) *testAPI {
 		srv.Serve(ln)
 	}()
 	ta := &testAPI{t: t, svc: svc, st: st, clock: clk, url: "http://" + ln.Addr().String(), validate: true,
-		client: &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}, tokens: map[string]string{}}
+		client: &http.Client{Timeout: testHTTPTimeout, Transport: &http.Transport{}}, tokens: map[string]string{}}
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -259,6 +265,7 @@ func (ta *testAPI) check(hr *http.Request, reqBody []byte, r *resp) {
 		ta.t.Errorf("%s %s: no route in the OpenAPI document: %v", hr.Method, hr.URL.Path, err)
 		return
 	}
+	noteAnswered(route.Method, route.Path, r.status)
 	if reqBody != nil {
 		hr.Body = io.NopCloser(bytes.NewReader(reqBody))
 	}

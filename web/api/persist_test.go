@@ -17,6 +17,7 @@ import (
 
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/web"
+	"github.com/usipipo/usipipo/web/loginguard"
 )
 
 // withSigningKey fixes the signing key, as a node does (SigningKeyFrom its
@@ -67,7 +68,7 @@ func (ta *testAPI) mount(o Options) *testAPI {
 	next := *ta
 	next.url = "http://" + ln.Addr().String()
 	next.router = specRouter(t, next.url)
-	next.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{}}
+	next.client = &http.Client{Timeout: testHTTPTimeout, Transport: &http.Transport{}}
 	t.Cleanup(next.client.CloseIdleConnections)
 	return &next
 }
@@ -175,7 +176,7 @@ func TestIdempotencySurvivesRestart(t *testing.T) {
 // be several clients.
 func clientFrom(t *testing.T, ip string) *http.Client {
 	d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 5 * time.Second}
-	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DialContext: d.DialContext}}
+	c := &http.Client{Timeout: testHTTPTimeout, Transport: &http.Transport{DialContext: d.DialContext}}
 	t.Cleanup(c.CloseIdleConnections)
 	return c
 }
@@ -208,7 +209,7 @@ func TestFailedLoginsAuditedAndSlowedPerUserAndAddress(t *testing.T) {
 	}
 	wantStatus(t, other.do(req{method: "POST", path: "/api/v1/auth/login", body: loginRequest{Username: "admin", Password: ta.adminPassword}}), 200)
 	// A guesser spread over addresses meets the per-username back-off.
-	for i := 0; i < free*userFreeFactor; i++ {
+	for i := 0; i < free*loginguard.UserFreeFactor; i++ {
 		ip := fmt.Sprintf("127.0.1.%d", 1+i/free)
 		c := other
 		c.client = clientFrom(t, ip)

@@ -43,6 +43,9 @@ type family struct {
 	Subject string    `json:"s"`
 	Revoked bool      `json:"r,omitempty"`
 	Exp     time.Time `json:"e"` // the family's absolute end: refresh never extends a login forever
+	// Stamp is the login's credential stamp (app.Service.AdminStamp) when
+	// it logged in: once the login's is another, the family is refused.
+	Stamp string `json:"k,omitempty"`
 }
 
 // maxFamilies bounds memory; the oldest-ending family is dropped first.
@@ -132,8 +135,9 @@ func randomToken(n int) (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// start opens a family for subject and returns its id and first token.
-func (r *refreshStore) start(subject string, ttl time.Duration) (fam, tok string, err error) {
+// start opens a family for subject, whose credentials have stamp, and
+// returns its id and first token.
+func (r *refreshStore) start(subject, stamp string, ttl time.Duration) (fam, tok string, err error) {
 	if fam, err = randomToken(12); err != nil {
 		return "", "", err
 	}
@@ -141,7 +145,7 @@ func (r *refreshStore) start(subject string, ttl time.Duration) (fam, tok string
 		return "", "", err
 	}
 	now := r.now()
-	f := &family{Subject: subject, Exp: now.Add(ttl)}
+	f := &family{Subject: subject, Exp: now.Add(ttl), Stamp: stamp}
 	t := &refreshToken{Family: fam, Exp: now.Add(ttl)}
 	h := sha256.Sum256([]byte(tok))
 	r.mu.Lock()
@@ -159,8 +163,8 @@ func (r *refreshStore) start(subject string, ttl time.Duration) (fam, tok string
 
 // rotation is the outcome of rotate.
 type rotation struct {
-	subject, family, next string
-	reused                bool // a spent token came back: its family is now revoked
+	subject, family, next, stamp string
+	reused                       bool // a spent token came back: its family is now revoked
 }
 
 // rotate spends tok and returns the next token of its family; ok is false
@@ -182,7 +186,7 @@ func (r *refreshStore) rotate(tok string) (rot rotation, ok bool, err error) {
 	if f == nil || f.Revoked || !now.Before(t.Exp) || !now.Before(f.Exp) {
 		return rot, false, nil
 	}
-	rot.subject, rot.family = f.Subject, t.Family
+	rot.subject, rot.family, rot.stamp = f.Subject, t.Family, f.Stamp
 	if t.Used {
 		revoked := *f
 		revoked.Revoked = true
@@ -232,12 +236,34 @@ func (r *refreshStore) revokeLocked(fam string) error {
 	return nil
 }
 
-// live reports whether access tokens of family fam may still be used.
-func (r *refreshStore) live(fam string) bool {
+// live reports whether access tokens of family fam may still be used, as
+// far as the family knows, and the credential stamp it was opened with.
+func (r *refreshStore) live(fam string) (stamp string, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	f := r.families[fam]
-	return f != nil && !f.Revoked
+	if f == nil || f.Revoked {
+		return "", false
+	}
+	return f.Stamp, true
+}
+
+// restamp gives family fam a new credential stamp (the login that changed
+// its password keeps its family).
+func (r *refreshStore) restamp(fam, stamp string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	f := r.families[fam]
+	if f == nil || f.Revoked || f.Stamp == stamp {
+		return nil
+	}
+	next := *f
+	next.Stamp = stamp
+	if err := r.saveLocked(map[string][]byte{famPrefix + fam: mustJSON(&next)}); err != nil {
+		return err
+	}
+	f.Stamp = stamp
+	return nil
 }
 
 // pruneLocked drops expired tokens and families, and the oldest families

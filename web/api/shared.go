@@ -6,12 +6,13 @@ import (
 	"sync"
 
 	"github.com/usipipo/usipipo/store"
+	"github.com/usipipo/usipipo/web/loginguard"
 )
 
 // Shared is the node-local state of the API that must be one per node, not
 // one per listener: refresh-token families (a token replayed on either
-// listener revokes its family on both), stored idempotent responses and
-// the login back-off. The first Mount given it builds it from its options
+// listener revokes its family on both), stored idempotent responses, the
+// login back-off and begun TOTP enrolments. The first Mount given it builds it from its options
 // and loads what the store holds; later Mounts must use the same store and
 // signing key.
 type Shared struct {
@@ -21,7 +22,8 @@ type Shared struct {
 	st      *store.Store // the store it was built with
 	refresh *refreshStore
 	idem    *idemStore
-	logins  *loginGuard
+	logins  *loginguard.Guard
+	totp    *pendingTOTP // begun TOTP enrolments, by refresh family
 }
 
 // NewShared returns an empty Shared for Options.Shared.
@@ -50,7 +52,11 @@ func (s *Shared) get(o *Options) (*Shared, error) {
 	if err := refresh.load(); err != nil {
 		return nil, err
 	}
-	s.refresh, s.idem, s.logins = refresh, newIdemStore(o.IdemEntries, o.IdemWindow, o.Now, disk), newLoginGuard(o.LoginFreeTries, o.Now)
+	logins := o.Logins
+	if logins == nil {
+		logins = loginguard.New(o.LoginFreeTries, o.Now)
+	}
+	s.refresh, s.idem, s.logins, s.totp = refresh, newIdemStore(o.IdemEntries, o.IdemWindow, o.Now, disk), logins, newPendingTOTP()
 	s.signing, s.st, s.built = append([]byte(nil), o.SigningKey.Seed()...), st, true
 	return s, nil
 }

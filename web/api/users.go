@@ -289,12 +289,11 @@ func (a *api) health(c *fiber.Ctx) error {
 
 func (a *api) nodeStatus(c *fiber.Ctx) error {
 	if a.o.Status == nil {
-		return c.JSON(map[string]any{"node": a.svc.Node(), "time": a.now().UTC()})
+		return sendRead(c, map[string]any{"node": a.svc.Node(), "time": a.now().UTC()})
 	}
 	st, err := a.o.Status(c.UserContext())
 	if err != nil {
 		return err
 	}
-	c.Set(fiber.HeaderCacheControl, "no-store")
-	return c.JSON(st)
+	return sendRead(c, st) // polled: a 304 while nothing changed
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/usipipo/usipipo/store"
+	"github.com/usipipo/usipipo/web/loginguard"
 )
 
 func TestSecurityHeadersAndCookieFlags(t *testing.T) {
@@ -232,4 +233,18 @@ func mustURL(s string) *url.URL {
 		panic(err)
 	}
 	return u
+}
+
+// The back-off is the node's, shared with the API through Options.Logins:
+// failures counted elsewhere slow the panel's logins too.
+func TestLoginBackOffSharedThroughOptions(t *testing.T) {
+	var logins *loginguard.Guard
+	tp := startPanel(t, func(o *Options) { logins = loginguard.New(2, o.Now); o.Logins = logins })
+	logins.Fail("127.0.0.1", "admin") // as the API would, for the same address and username
+	logins.Fail("127.0.0.1", "admin")
+	tok := tp.csrf(tp.client, "/login")
+	r := tp.post(tp.client, "/login", url.Values{"csrf": {tok}, "username": {"admin"}, "password": {testPassword}})
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("login after failures elsewhere: %d Retry-After %q", r.status, r.header.Get("Retry-After"))
+	}
 }

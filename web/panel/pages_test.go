@@ -20,6 +20,8 @@ import (
 func TestTOTPEnrolmentInThePanel(t *testing.T) {
 	tp := startPanel(t)
 	tp.login(tp.client, "", http.StatusSeeOther)
+	other := tp.newClient() // logged in with the password alone: ended by the enrolment
+	tp.login(other, "", http.StatusSeeOther)
 	tok := tp.csrf(tp.client, "/totp")
 	if r := tp.get(tp.client, "/totp/qr.png"); r.status != 404 {
 		t.Fatalf("QR before enrolment began: %d", r.status)
@@ -55,8 +57,11 @@ func TestTOTPEnrolmentInThePanel(t *testing.T) {
 	if r.status != 200 || len(codes) != app.RecoveryCodeCount {
 		t.Fatalf("confirm: %d, %d codes: %.600s", r.status, len(codes), r.body)
 	}
-	if again := tp.get(tp.client, "/totp"); recoveryRE.MatchString(again.body) || strings.Contains(again.body, m[1]) {
-		t.Fatal("recovery codes or the secret shown again")
+	if again := tp.get(tp.client, "/totp"); again.status != 200 || recoveryRE.MatchString(again.body) || strings.Contains(again.body, m[1]) {
+		t.Fatalf("after enrolment: %d, or recovery codes or the secret shown again", again.status)
+	}
+	if r := tp.get(other, "/users"); r.status != http.StatusSeeOther || r.header.Get("Location") != "/login" {
+		t.Fatalf("another session after the enrolment: %d %q", r.status, r.header.Get("Location"))
 	}
 	// A new browser: password alone is refused, a recovery code works once.
 	b := tp.newClient()

@@ -12,8 +12,12 @@
 // needs the session's CSRF token (form field or X-CSRF-Token header) and,
 // when the browser sends one, a same-origin Origin header. A login needs the
 // password and, once enrolled, a TOTP code (each accepted code works once)
-// or a recovery code; failures are slowed down (guard.go) and written to
-// the audit trail.
+// or a recovery code; failures are slowed down (package loginguard, one
+// table per node when the node passes the API's to Options.Logins) and
+// written to the audit trail. A session keeps its admin's credential stamp
+// (app.Service.AdminStamp) and ends once the admin's password or second
+// factor changes, wherever the change was made; the session that made it
+// stays.
 package panel
 
 import (
@@ -27,6 +31,7 @@ import (
 	"github.com/usipipo/usipipo/app"
 	"github.com/usipipo/usipipo/app/notify"
 	"github.com/usipipo/usipipo/app/pay"
+	"github.com/usipipo/usipipo/web/loginguard"
 )
 
 // Options configures Mount. Service is required.
@@ -50,10 +55,16 @@ type Options struct {
 	Now func() time.Time
 	// Idle and Lifetime end sessions (defaults DefaultIdle, DefaultLifetime).
 	Idle, Lifetime time.Duration
-	// FreeTries failed logins per address or username are answered at
-	// once (default DefaultFreeTries).
+	// FreeTries failed logins per username and address are answered at
+	// once (default DefaultFreeTries); see package loginguard.
 	FreeTries int
+	// Logins is the node's failed-login back-off, to share with the REST
+	// API (api.Options.Logins). Nil: the panel's own, with FreeTries.
+	Logins *loginguard.Guard
 }
+
+// DefaultFreeTries failed logins are answered at once.
+const DefaultFreeTries = loginguard.DefaultFree
 
 // panel is the mounted panel's state.
 type panel struct {
@@ -62,7 +73,7 @@ type panel struct {
 	log    *slog.Logger
 	now    func() time.Time
 	sess   *sessions
-	guard  *loginGuard
+	guard  *loginguard.Guard
 	render *renderer
 }
 
@@ -96,8 +107,10 @@ func Mount(fa *fiber.App, o Options) error {
 	if err := sess.load(); err != nil {
 		return err
 	}
-	p := &panel{svc: o.Service, o: o, log: o.Logger, now: o.Now, render: r, sess: sess,
-		guard: newLoginGuard(o.FreeTries, o.Now)}
+	if o.Logins == nil {
+		o.Logins = loginguard.New(o.FreeTries, o.Now)
+	}
+	p := &panel{svc: o.Service, o: o, log: o.Logger, now: o.Now, render: r, sess: sess, guard: o.Logins}
 	p.routes(fa)
 	return nil
 }
@@ -140,6 +153,8 @@ func (p *panel) routes(fa *fiber.App) {
 	in(post, "/users/:id/unban", p.unbanUser)
 	in(post, "/users/:id/grant", p.grantPlan)
 	in(post, "/users/:id/credits", p.addCredits)
+	in(get, "/users/:id/export", p.exportUser)
+	in(post, "/users/:id/erase", p.eraseUser)
 
 	in(get, "/keys", p.keys)
 	in(post, "/keys", p.createKey)

@@ -1,9 +1,13 @@
 package panel
 
 import (
+	"errors"
+	"log/slog"
 	"strings"
 
 	"github.com/gofiber/fiber/v2"
+
+	"github.com/usipipo/usipipo/store/model"
 )
 
 // CSP is the panel's Content-Security-Policy: scripts, styles, images and
@@ -63,10 +67,32 @@ func (p *panel) current(c *fiber.Ctx) *session {
 		return ss
 	}
 	ss := p.sess.get(c.Cookies(p.cookieName()))
+	if ss != nil && ss.admin != "" && !p.stampHolds(c, ss) {
+		return nil
+	}
 	if ss != nil {
 		c.Locals(localSession, ss)
 	}
 	return ss
+}
+
+// stampHolds reports whether a logged-in session's login still has the
+// credentials it logged in with; a session whose login changed its
+// password or second factor since (here, through the API or the CLI, or on
+// another node) or no longer exists is ended. One store read per request:
+// the panel's traffic is an admin's clicks.
+func (p *panel) stampHolds(c *fiber.Ctx, ss *session) bool {
+	stamp, err := p.svc.AdminStamp(c.UserContext(), ss.admin)
+	if err == nil && stamp == ss.stamp {
+		return true
+	}
+	if err == nil || errors.Is(err, model.ErrNotFound) {
+		// A failed delete leaves a record that is refused the same way.
+		_ = p.sess.drop(ss.key)
+		p.log.LogAttrs(c.UserContext(), slog.LevelInfo, "session_ended", slog.String("action", "panel.session"),
+			slog.String("details", "username="+ss.admin+" reason=credentials_changed"), slog.String("ip", c.IP()))
+	}
+	return false
 }
 
 // anonymous makes sure the request has a session (an anonymous one for a
@@ -75,7 +101,7 @@ func (p *panel) anonymous(c *fiber.Ctx) error {
 	if p.current(c) != nil {
 		return c.Next()
 	}
-	ss, tok, err := p.sess.create("", false)
+	ss, tok, err := p.sess.create("", false, "")
 	if err != nil {
 		return err
 	}

@@ -31,6 +31,9 @@ type session struct {
 	created  time.Time
 	lastSeen time.Time
 	stored   time.Time // the last-seen time the stored record holds
+	// stamp is the login's credential stamp (app.Service.AdminStamp) when
+	// it logged in: a session whose stamp is no longer the login's ends.
+	stamp string
 	// mustChange: the login used a one-time password and may only change it.
 	mustChange bool
 	// pendingSeed is a TOTP seed shown for enrolment, not yet confirmed.
@@ -65,16 +68,16 @@ func randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b), nil
 }
 
-// create starts a session (anonymous when admin is empty) and returns it
-// with its cookie token.
-func (s *sessions) create(admin string, mustChange bool) (*session, string, error) {
+// create starts a session (anonymous when admin is empty) of a login whose
+// credentials have stamp, and returns it with its cookie token.
+func (s *sessions) create(admin string, mustChange bool, stamp string) (*session, string, error) {
 	tok, err := randomToken()
 	if err != nil {
 		return nil, "", err
 	}
 	now := s.now()
 	ss := &session{key: sha256.Sum256([]byte(tok)), admin: admin, csrf: csrfFor(tok), created: now, lastSeen: now,
-		stored: now, mustChange: mustChange}
+		stored: now, mustChange: mustChange, stamp: stamp}
 	// Stored before it exists in memory: a session the caller hands out
 	// survives a restart.
 	if err := s.save(ss); err != nil {
@@ -182,9 +185,10 @@ func (s *sessions) dropAdmin(admin string, keep [32]byte) error {
 	return nil
 }
 
-// clearMustChange lets a session that changed its one-time password reach
-// every page, in the store too.
-func (s *sessions) clearMustChange(key [32]byte) error {
+// credentialsChanged keeps the session that changed its login's password
+// or second factor: it takes the new stamp and, after a one-time password,
+// may reach every page; in the store too.
+func (s *sessions) credentialsChanged(key [32]byte, stamp string) error {
 	s.mu.Lock()
 	ss := s.m[key]
 	if ss == nil {
@@ -193,11 +197,11 @@ func (s *sessions) clearMustChange(key [32]byte) error {
 	}
 	c := *ss
 	s.mu.Unlock()
-	c.mustChange = false
+	c.mustChange, c.stamp = false, stamp
 	if err := s.save(&c); err != nil {
 		return err
 	}
-	s.with(key, func(ss *session) { ss.mustChange = false })
+	s.with(key, func(ss *session) { ss.mustChange, ss.stamp = false, stamp })
 	return nil
 }
 

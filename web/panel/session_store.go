@@ -34,6 +34,7 @@ type sessionRecord struct {
 	Created    time.Time `json:"c"`
 	LastSeen   time.Time `json:"l"`
 	MustChange bool      `json:"m,omitempty"`
+	Stamp      string    `json:"s,omitempty"` // the login's credential stamp
 }
 
 func recordKey(k [32]byte) string { return hex.EncodeToString(k[:]) }
@@ -65,7 +66,7 @@ func (s *sessions) load() error {
 			return true
 		}
 		ss := &session{key: [32]byte(h), admin: rec.Admin, created: rec.Created, lastSeen: rec.LastSeen,
-			stored: rec.LastSeen, mustChange: rec.MustChange}
+			stored: rec.LastSeen, mustChange: rec.MustChange, stamp: rec.Stamp}
 		if s.expired(ss, now) {
 			gone[string(k)] = nil
 			return true
@@ -85,7 +86,8 @@ func (s *sessions) save(ss *session) error {
 	if s.st == nil || ss.admin == "" {
 		return nil
 	}
-	v, err := json.Marshal(sessionRecord{Admin: ss.admin, Created: ss.created, LastSeen: ss.lastSeen, MustChange: ss.mustChange})
+	v, err := json.Marshal(sessionRecord{Admin: ss.admin, Created: ss.created, LastSeen: ss.lastSeen, MustChange: ss.mustChange,
+		Stamp: ss.stamp})
 	if err != nil {
 		return err
 	}

@@ -36,18 +36,18 @@ func TestStoredSessionsExpireAndArePruned(t *testing.T) {
 		return s
 	}
 	s := table()
-	old, oldTok, err := s.create("root", false)
+	old, oldTok, err := s.create("root", false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := s.create("", false); err != nil {
+	if _, _, err := s.create("", false, ""); err != nil {
 		t.Fatal(err)
 	}
 	if got := storedSessions(t, st); len(got) != 1 || !got[recordKey(old.key)] {
 		t.Fatalf("stored %v, want only the admin's session", got)
 	}
 	clk.Add(20 * time.Minute)
-	fresh, freshTok, err := s.create("root", true)
+	fresh, freshTok, err := s.create("root", true, "stamp-1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,8 +61,8 @@ func TestStoredSessionsExpireAndArePruned(t *testing.T) {
 		t.Fatal("an idle session was restored")
 	}
 	got := s2.get(freshTok)
-	if got == nil || got.admin != "root" || !got.mustChange || got.csrf != fresh.csrf {
-		t.Fatalf("restored session %+v, want root with mustChange and the same CSRF token", got)
+	if got == nil || got.admin != "root" || !got.mustChange || got.csrf != fresh.csrf || got.stamp != "stamp-1" {
+		t.Fatalf("restored session %+v, want root with mustChange, its stamp and the same CSRF token", got)
 	}
 	if st := storedSessions(t, st); len(st) != 1 || !st[recordKey(fresh.key)] {
 		t.Fatalf("stored after load %v", st)
@@ -70,14 +70,14 @@ func TestStoredSessionsExpireAndArePruned(t *testing.T) {
 	// Left alone past its idle limit, the session is swept by the next
 	// login once pruneEvery has passed.
 	clk.Add(time.Hour)
-	if _, _, err := s2.create("", false); err != nil {
+	if _, _, err := s2.create("", false, ""); err != nil {
 		t.Fatal(err)
 	}
 	if st := storedSessions(t, st); len(st) != 0 {
 		t.Fatalf("expired sessions still stored: %v", st)
 	}
 	// Every session ends after its lifetime even when used all along.
-	_, tok, err := s2.create("root", false)
+	_, tok, err := s2.create("root", false, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,13 +10,13 @@ import (
 func TestSessionFloodKeepsAdmins(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
 	s := newSessions(clk.Now, time.Hour, 12*time.Hour)
-	_, admin, err := s.create("root", false)
+	_, admin, err := s.create("root", false, "")
 	if err != nil {
 		t.Fatal(err)
 	}
 	clk.Add(time.Minute) // the admin's session is now the least recently used
 	for range maxSessions * 2 {
-		if _, _, err := s.create("", false); err != nil {
+		if _, _, err := s.create("", false, ""); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -54,7 +54,8 @@ func (p *panel) totpQR(c *fiber.Ctx) error {
 }
 
 // totpConfirm activates the pending seed after the password and a code
-// from the authenticator app, and shows the recovery codes once.
+// from the authenticator app, shows the recovery codes once, and ends the
+// login's other sessions.
 func (p *panel) totpConfirm(c *fiber.Ctx) error {
 	ss := p.current(c)
 	d, err := p.totpData(c)
@@ -64,12 +65,12 @@ func (p *panel) totpConfirm(c *fiber.Ctx) error {
 	if !d.Pending {
 		return p.redirect(c, "/totp")
 	}
-	if wait := p.guard.check(c.IP(), ss.admin); wait > 0 {
+	if wait := p.guard.Check(c.IP(), ss.admin); wait > 0 {
 		d.Error = "Too many wrong attempts; try again later."
 		return p.page(c.Status(fiber.StatusTooManyRequests), "totp", "Two-factor login", d)
 	}
 	if _, err := p.svc.CheckAdminPassword(c.UserContext(), ss.admin, c.FormValue("password")); err != nil {
-		p.guard.fail(c.IP(), ss.admin)
+		p.guard.Fail(c.IP(), ss.admin)
 		d.Error = "The password is wrong."
 		return p.page(c.Status(fiber.StatusUnprocessableEntity), "totp", "Two-factor login", d)
 	}
@@ -82,5 +83,10 @@ func (p *panel) totpConfirm(c *fiber.Ctx) error {
 		return p.fail(c, err)
 	}
 	p.sess.with(ss.key, func(s *session) { s.pendingSeed, s.pendingSecret, s.pendingQR = nil, "", nil })
+	// A new second factor ends the login's other sessions, as a new
+	// password does: they were opened with the old one.
+	if err := p.keepAfterCredentialChange(c, ss); err != nil {
+		return p.fail(c, err)
+	}
 	return p.page(c, "totp", "Two-factor login", totpData{Enrolled: true, RecoveryLeft: len(codes), Codes: codes})
 }

@@ -46,6 +46,10 @@ schemas={
  "BroadcastRequest": obj({"text":{"type":"string","maxLength":4096},"segment":ref("BroadcastSegment")},["text"]),
  "LoginRequest": obj({"username":S,"password":S,"totp":{"type":"string","description":"When TOTP is enrolled: a current 6-digit code (each accepted code works once) or one of the recovery codes (spent by using it)"}},["username","password"]),
  "PasswordRequest": obj({"current_password":S,"new_password":{"type":"string","minLength":12}},["current_password","new_password"]),
+ "TOTPStatus": obj({"enrolled":B,"recovery_left":I,"pending":{"type":"boolean","description":"an enrolment begun by this login awaits its confirmation"}},["enrolled","recovery_left","pending"]),
+ "TOTPEnrolment": obj({"secret":{"type":"string","description":"the seed in base32, for typing into an authenticator app"},"uri":{"type":"string","description":"otpauth://totp/… URI"},"qr_png":{"type":"string","format":"byte","description":"PNG of the URI's QR code, base64"},"expires_in":{"type":"integer","description":"seconds left to confirm"}},["secret","uri","qr_png","expires_in"]),
+ "TOTPConfirmRequest": obj({"password":S,"code":{"type":"string","description":"a current 6-digit code of the new seed"}},["password","code"]),
+ "RecoveryCodes": obj({"recovery_codes":{"type":"array","items":S,"description":"shown once; each lets one login in instead of a TOTP code"}},["recovery_codes"]),
  "RefreshRequest": obj({"refresh_token":S},["refresh_token"]),
  "CreateUserRequest": obj({"telegram_id":I,"username":S,"first_name":S,"last_name":S,"language":S,"referral_code":S}),
  "ReasonRequest": obj({"reason":S}),
@@ -110,8 +114,11 @@ add(v+"/health","get",op("node","Liveness of the API",None,ok("200","Alive","Hea
 add(v+"/auth/login","post",op("auth","Admin login: password and TOTP code (when enrolled) → access JWT + refresh token",None,ok("200","Tokens","Tokens"),body="LoginRequest",extra=["401"]))
 add(v+"/auth/refresh","post",op("auth","Rotate a refresh token; a reused token revokes its family",None,ok("200","Tokens","Tokens"),body="RefreshRequest",extra=["401"]))
 add(v+"/auth/logout","post",op("auth","Revoke a refresh token's family and its access tokens",None,nocontent,body="RefreshRequest",extra=["401"]))
-add(v+"/auth/password","post",op("auth","Change the logged-in admin's password (admin login only); other logins end","admin",nocontent,body="PasswordRequest"))
-add(v+"/node/status","get",op("node","Node status","read",ok("200","Status",{"type":"object"})))
+add(v+"/auth/password","post",op("auth","Change the logged-in admin's password (admin login only); the admin's other logins (API and panel) end","admin",nocontent,body="PasswordRequest"))
+add(v+"/auth/totp","get",op("auth","The logged-in admin's second factor: enrolled, recovery codes left, an enrolment awaiting confirmation (admin login only)","admin",ok("200","Status","TOTPStatus")))
+add(v+"/auth/totp","post",op("auth","Begin a TOTP enrolment (admin login only): a new seed as text, otpauth:// URI and QR code, kept 10 minutes; nothing changes until confirmed","admin",ok("200","Enrolment","TOTPEnrolment")))
+add(v+"/auth/totp/confirm","post",op("auth","Confirm the begun enrolment with the password and a code of the new seed: the new factor is in force, the recovery codes are answered once, and the admin's other logins (API and panel) end","admin",ok("200","Recovery codes","RecoveryCodes"),body="TOTPConfirmRequest"))
+add(v+"/node/status","get",op("node","Node status","read",ok("200","Status",{"type":"object"},True),read=True))
 add(v+"/users","get",op("users","List users (filters: q, banned, erased)","read",ok("200","A page of users","UserList",True),params=pageParams+[
   {"name":"q","in":"query","schema":S,"description":"user id, Telegram id or referral code"},
   {"name":"banned","in":"query","schema":B},{"name":"erased","in":"query","schema":B}],read=True))
@@ -170,7 +177,7 @@ add(v+"/tickets/{id}/replies","post",op("tickets","Reply to a ticket (as the ope
 add(v+"/tickets/{id}/close","post",op("tickets","Close a ticket","write",ok("200","Ticket","Ticket"),params=[idParam]))
 add(v+"/tickets/{id}/reopen","post",op("tickets","Reopen a ticket","write",ok("200","Ticket","Ticket"),params=[idParam]))
 add(v+"/broadcasts","post",op("broadcasts","Queue a message to a segment of users","admin",{"202":jsonresp("Queued",ref("Broadcast"))},body="BroadcastRequest",creates=True,extra=["503"]))
-add(v+"/broadcasts/{id}","get",op("broadcasts","A broadcast's progress","admin",ok("200","Broadcast","Broadcast"),params=[idParam],extra=["503"]))
+add(v+"/broadcasts/{id}","get",op("broadcasts","A broadcast's progress","admin",ok("200","Broadcast","Broadcast",True),params=[idParam],read=True,extra=["503"]))
 add(v+"/settings","get",op("settings","Policy, catalogue, and which write-only secrets are set","admin",ok("200","Settings","Settings",True),read=True))
 add(v+"/settings/policy","put",op("settings","Replace the policy (trials, referral credits, defaults)","admin",ok("200","Policy","Policy"),body="Policy"))
 add(v+"/settings/catalogue","put",op("settings","Replace the catalogue (packages, discounts, anti-fraud rules)","admin",ok("200","Catalogue","Catalogue"),body="Catalogue",extra=["503"]))
