@@ -140,7 +140,7 @@ func (n *Node) mountPanel(srv *web.Server, ln net.Listener) (net.Listener, error
 		n.Log.Warn("http_exposed_without_tls", "details", warning)
 	}
 	err = panel.Mount(srv.App(), panel.Options{Service: n.Service, Payments: n.Pay, Notifier: n.Notify, Status: n.Status, TLS: tcfg != nil, Warning: warning,
-		Logger: logging.ForService(n.Log, "panel")})
+		Logger: logging.ForService(n.Log, "panel"), Logins: n.logins})
 	if err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("mounting the panel: %w", err)

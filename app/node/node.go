@@ -38,6 +38,7 @@ import (
 	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/web"
 	"github.com/usipipo/usipipo/web/api"
+	"github.com/usipipo/usipipo/web/loginguard"
 )
 
 // Options configure Run beyond the settings.
@@ -75,6 +76,9 @@ type Node struct {
 	// apiShared is the REST API's login and idempotency state, one per
 	// start, shared by the --http and the public listener (serve.go).
 	apiShared *api.Shared
+	// logins is the failed-login back-off the API and the panel share, so a
+	// guesser cannot double its free tries by alternating between them.
+	logins *loginguard.Guard
 
 	version   string
 	started   time.Time

@@ -103,7 +103,7 @@ func (n *Node) startPublic(ctx context.Context, stops *[]func(context.Context)) 
 				return err
 			}
 			return api.Mount(app, api.Options{Service: n.Service, SigningKey: key, Logger: logging.ForService(n.Log, "api"),
-				Metrics: n.Metrics, Status: n.Status, Pay: n.Pay, Broadcaster: n.broadcaster(), Shared: n.apiShared})
+				Metrics: n.Metrics, Status: n.Status, Pay: n.Pay, Broadcaster: n.broadcaster(), Shared: n.apiShared, Logins: n.logins})
 		}
 	}
 	srv, err := public.New(o)

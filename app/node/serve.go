@@ -15,6 +15,7 @@ import (
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/web"
 	"github.com/usipipo/usipipo/web/api"
+	"github.com/usipipo/usipipo/web/loginguard"
 )
 
 // startPlanes starts the data planes. They stop after the reconcile loop,
@@ -88,10 +89,10 @@ func (n *Node) startHTTP(stops *[]func(context.Context)) error {
 	if err != nil {
 		return err
 	}
-	n.apiShared = api.NewShared()
+	n.apiShared, n.logins = api.NewShared(), loginguard.New(0, nil)
 	if err := api.Mount(srv.App(), api.Options{Service: n.Service, SigningKey: jwtKey,
 		Logger: logging.ForService(n.Log, "api"), Metrics: n.Metrics, Status: n.Status,
-		Pay: n.Pay, Broadcaster: n.broadcaster(), Shared: n.apiShared}); err != nil {
+		Pay: n.Pay, Broadcaster: n.broadcaster(), Shared: n.apiShared, Logins: n.logins}); err != nil {
 		return fmt.Errorf("mounting the REST API: %w", err)
 	}
 	n.HTTP = srv
