@@ -15,9 +15,17 @@
 //     backpressure, not loss), and the device's Read drains up to its batch
 //     size of packets per call, copying each straight into WireGuard's buffer.
 //
-// Offloads: the endpoint claims gVisor GSO (GVisorGSOSupported, 64 KiB), so
-// TCP builds one large segment per send and gVisor cuts it to the MSS in
-// one pass, writing the packets back to back; inbound packets go through
+// Offloads: the endpoint claims host GSO (HostGSOSupported, 64 KiB), so
+// TCP hands it one large packet per send with its headers written once and
+// the checksum left partial, and ReadBatch cuts it to the MSS while copying
+// it into WireGuard's buffers, as a NIC doing TSO would (segment.go): every
+// segment's lengths, sequence number and checksums are set there, and PSH
+// stays on the last segment of a run only. A Read's consecutive packets of
+// one flow are then re-packed into full-size segments under the newest
+// header (join.go), so a Read is a burst of up to ~44 equal segments of a
+// flow that wireguard-go encrypts and sends as one UDP GSO message, which
+// the client receives as one datagram and writes to its TUN as one
+// coalesced segment. Inbound packets go through
 // gVisor's GRO, which merges a batch's consecutive segments of a flow
 // before TCP sees them. Inbound packets are handed to the stack
 // synchronously from Write with receive-checksum offload: WireGuard already

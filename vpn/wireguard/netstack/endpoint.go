@@ -22,6 +22,7 @@ type Endpoint struct {
 	notFull  sync.Cond // signalled when packets are taken or on close
 	queue    []*stack.PacketBuffer
 	head     int // index of the oldest queued packet
+	headDone int // segments of the head packet already read
 	n        int // queued packets
 	closed   bool
 	disp     stack.NetworkDispatcher
@@ -33,13 +34,16 @@ var (
 	_ stack.GSOEndpoint  = (*Endpoint)(nil)
 )
 
-// GSOMaxSize implements stack.GSOEndpoint: TCP hands the stack segments of
-// up to 64 KiB, which gVisor cuts to the MSS in one pass (GVisorGSO) and
-// writes to the endpoint back to back.
-func (e *Endpoint) GSOMaxSize() uint32 { return stack.GVisorGSOMaxSize }
+// gsoMaxSize bounds a host-GSO packet: its IP length field must hold it.
+const gsoMaxSize = 1<<16 - 1
 
-// SupportedGSO implements stack.GSOEndpoint.
-func (e *Endpoint) SupportedGSO() stack.SupportedGSO { return stack.GVisorGSOSupported }
+// GSOMaxSize implements stack.GSOEndpoint: TCP hands the endpoint packets
+// of up to 64 KiB, which ReadBatch cuts to the MSS (segment.go).
+func (e *Endpoint) GSOMaxSize() uint32 { return gsoMaxSize }
+
+// SupportedGSO implements stack.GSOEndpoint: "host" GSO, done by this
+// endpoint as a NIC would.
+func (e *Endpoint) SupportedGSO() stack.SupportedGSO { return stack.HostGSOSupported }
 
 // NewEndpoint returns an endpoint with an outbound queue of size packets.
 func NewEndpoint(size int, mtu uint32) *Endpoint {
@@ -74,42 +78,89 @@ func (e *Endpoint) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) 
 }
 
 // ReadBatch waits for at least one outbound packet and copies up to len(bufs)
-// of them into bufs[i][offset:], setting sizes[i]. A packet larger than its
-// buffer is dropped. It returns 0, false once the endpoint is closed.
+// packets into bufs[i][offset:], setting sizes[i]; a host-GSO TCP packet
+// is cut into its segments on the way (segment.go), continuing in the next
+// call if the buffers run out. A packet larger than its buffer is dropped.
+// It returns 0, false once the endpoint is closed.
 func (e *Endpoint) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, bool) {
+	slots := min(len(bufs), maxBatch)
 	e.mu.Lock()
 	for e.n == 0 && !e.closed {
 		e.notEmpty.Wait()
 	}
-	if e.n == 0 {
+	if e.n == 0 || slots == 0 {
 		e.mu.Unlock()
-		return 0, false
+		return 0, !e.closed
 	}
-	var scratch [maxBatch]*stack.PacketBuffer
-	take := min(e.n, len(bufs), maxBatch)
-	pkts := scratch[:0]
-	for range take {
-		pkts = append(pkts, e.queue[e.head])
-		e.queue[e.head] = nil
-		e.head = (e.head + 1) % len(e.queue)
-		e.n--
+	// Take whole packets while their segments fit; the head packet may be
+	// taken in part, keeping its place (and the queue's reference) until
+	// its last segment is out.
+	var scratch [maxBatch]take
+	takes := scratch[:0]
+	used := 0
+	for e.n > 0 && used < slots {
+		pkt := e.queue[e.head]
+		left := segments(pkt) - e.headDone
+		if left > slots-used && used > 0 {
+			break
+		}
+		t := take{pkt: pkt, first: e.headDone, n: min(left, slots-used)}
+		used += t.n
+		if t.n < left {
+			e.headDone += t.n
+			pkt.IncRef()
+		} else {
+			e.queue[e.head] = nil
+			e.head = (e.head + 1) % len(e.queue)
+			e.n--
+			e.headDone = 0
+		}
+		takes = append(takes, t)
 	}
 	e.notFull.Broadcast()
 	e.mu.Unlock()
 
 	count := 0
-	for _, pkt := range pkts {
-		if pkt.Size() <= len(bufs[count])-offset {
-			w := offset
-			for _, s := range pkt.AsSlices() {
-				w += copy(bufs[count][w:], s)
-			}
-			sizes[count] = w - offset
-			count++
-		}
-		pkt.DecRef()
+	for _, t := range takes {
+		count += t.copyOut(bufs[count:count+t.n], sizes[count:count+t.n], offset)
+		t.pkt.DecRef()
+	}
+	if len(takes) > 1 {
+		joinRuns(bufs, sizes, offset, count)
 	}
 	return count, true
+}
+
+// take is a packet's segments first..first+n-1, taken by a ReadBatch.
+type take struct {
+	pkt      *stack.PacketBuffer
+	first, n int
+}
+
+// copyOut writes the taken segments into bufs[i][offset:] and returns how
+// many it wrote (less than t.n only if a packet did not fit, and was dropped).
+func (t take) copyOut(bufs [][]byte, sizes []int, offset int) int {
+	if mss, payload, ok := tcpGSO(t.pkt); ok {
+		hdr := t.pkt.Size() - payload
+		dsts := make([][]byte, 0, maxBatch)
+		for _, b := range bufs {
+			if len(b)-offset < hdr+mss {
+				return 0
+			}
+			dsts = append(dsts, b[offset:])
+		}
+		writeSegments(t.pkt, t.first, dsts, sizes)
+		return len(dsts)
+	}
+	if t.pkt.Size() > len(bufs[0])-offset {
+		return 0
+	}
+	w := offset
+	for _, s := range t.pkt.AsSlices() {
+		w += copy(bufs[0][w:], s)
+	}
+	sizes[0] = w - offset
+	return 1
 }
 
 // Inject hands one inbound IP packet to the stack.
@@ -134,6 +185,7 @@ func (e *Endpoint) Close() {
 		return
 	}
 	e.closed = true
+	e.headDone = 0
 	for e.n > 0 {
 		e.queue[e.head].DecRef()
 		e.queue[e.head] = nil
