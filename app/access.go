@@ -70,6 +70,17 @@ func (s *Service) APIKeys(ctx context.Context, p store.Page) ([]model.APIKey, st
 	return ks, next, err
 }
 
+// ListAPIKeys lists the API keys matching f, without their hashes; expiry is
+// judged now.
+func (s *Service) ListAPIKeys(ctx context.Context, f store.APIKeyFilter, p store.Page) ([]model.APIKey, string, error) {
+	f.At = s.now()
+	ks, next, err := s.st.APIKeysWhere(f, p)
+	for i := range ks {
+		ks[i].Hash = nil
+	}
+	return ks, next, err
+}
+
 // RevokeAPIKey disables an API key.
 func (s *Service) RevokeAPIKey(ctx context.Context, a Actor, id string) error {
 	return s.do(ctx, s.meta(a), store.RevokeAPIKey{ID: id}, "")

@@ -192,6 +192,19 @@ func (s *Service) Subscriptions(ctx context.Context, userID string, p store.Page
 	return s.st.Subscriptions(userID, p)
 }
 
+// ListSubscriptions lists a user's subscriptions matching f; "current" is
+// judged now.
+func (s *Service) ListSubscriptions(ctx context.Context, userID string, f store.SubFilter, p store.Page) ([]model.Subscription, string, error) {
+	if !model.ValidID(userID) {
+		return nil, "", fmt.Errorf("user id %q: %w", userID, model.ErrInvalid)
+	}
+	if f.Status != "" && f.Status != model.SubActive && f.Status != model.SubCancelled {
+		return nil, "", fmt.Errorf("subscription status %q: %w", f.Status, model.ErrInvalid)
+	}
+	f.At = s.now()
+	return s.st.SubscriptionsWhere(userID, f, p)
+}
+
 // Proxy returns an MTProto secret record without its secret.
 func (s *Service) Proxy(ctx context.Context, id string) (*model.Proxy, error) {
 	if !model.ValidID(id) {

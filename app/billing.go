@@ -52,6 +52,14 @@ func (s *Service) Plans(ctx context.Context, p store.Page) ([]model.Plan, string
 	return s.st.Plans(p)
 }
 
+// ListPlans lists the plans matching f (the API's filtered list).
+func (s *Service) ListPlans(ctx context.Context, f store.PlanFilter, p store.Page) ([]model.Plan, string, error) {
+	if f.Protocol != "" && !f.Protocol.Valid() {
+		return nil, "", fmt.Errorf("protocol %q: %w", f.Protocol, model.ErrInvalid)
+	}
+	return s.st.PlansWhere(f, p)
+}
+
 // GrantPlan gives a user a plan for some months (an operator's grant or a
 // gift); a renewal of the same plan extends it.
 func (s *Service) GrantPlan(ctx context.Context, a Actor, userID, planID string, months, days int) (*model.Subscription, error) {

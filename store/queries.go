@@ -55,21 +55,7 @@ func listTable[T any](s *Store, t *table[T], p Page, keep func(*T) bool) ([]T, s
 // listIndex pages over an index bucket under prefix, resolving each entry's
 // last key part to its record.
 func listIndex[T any](s *Store, t *table[T], idx, prefix []byte, p Page, desc bool) ([]T, string, error) {
-	var out []T
-	var next string
-	err := s.read(func(v *view) error {
-		var err error
-		next, err = scan(v.bucket(idx), prefix, p, desc, func(k, _ []byte) (bool, error) {
-			rec, err := getRec(v, t, k[bytes.LastIndexByte(k, sep)+1:])
-			if err != nil {
-				return false, fmt.Errorf("%s entry %q: %w", idx, k, err)
-			}
-			out = append(out, *rec)
-			return true, nil
-		})
-		return err
-	})
-	return out, next, err
+	return listIndexWhere(s, t, idx, prefix, p, desc, nil)
 }
 
 // User returns a user by id.

@@ -120,6 +120,8 @@ func (s *Server) dispatch(ctx context.Context, c *call) (any, error) {
 		return Page[app.UserView]{items, next}, err
 	case "user.show":
 		return s.userShow(ctx, c)
+	case "user.export", "user.erase":
+		return s.userPrivacy(ctx, c)
 	case "user.ban", "user.unban":
 		var p Target
 		if err := c.params(&p); err != nil {
@@ -193,6 +195,27 @@ func (s *Server) userShow(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	return UserDetail{User: u, Keys: keys, Proxies: proxies}, nil
+}
+
+// userPrivacy exports (the document the API and panel export) or erases a
+// user (GDPR). The erase answers with the user as it now stands, so the
+// operator sees what was kept; erasing twice is the service's ErrErased.
+func (s *Server) userPrivacy(ctx context.Context, c *call) (any, error) {
+	var p Target
+	if err := c.params(&p); err != nil {
+		return nil, err
+	}
+	u, err := s.svc.FindUser(ctx, p.ID)
+	if err != nil {
+		return nil, err
+	}
+	if c.req.Method == "user.export" {
+		return s.svc.Export(ctx, u.ID)
+	}
+	if err := s.svc.Erase(ctx, app.ActorCLI, u.ID); err != nil {
+		return nil, err
+	}
+	return s.svc.User(ctx, u.ID)
 }
 
 func (s *Server) dispatchCredentials(ctx context.Context, c *call) (any, error) {

@@ -45,6 +45,8 @@ Node:
 
 Admin (over DATA/admin.sock of the running node; --data DIR or USIPIPO_DATA; --json):
   user   add --telegram-id N | list | show ID | ban ID [--reason R] | unban ID
+  user   export ID [--out FILE]   everything stored about a user, as JSON (GDPR)
+  user   erase ID --yes           revoke their keys, destroy personal data; payments kept anonymised
   plan   add --name N --days D [...] | list | grant --user ID --plan ID [--months N] | revoke --user ID [--sub ID] [--reason R]
   key    add --user ID --type wireguard|outline | list [--user ID] | revoke ID | config ID [--qr FILE]
   proxy  add --user ID | list [--user ID] | revoke ID | free [--country CC] [--limit N]

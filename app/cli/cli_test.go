@@ -247,3 +247,83 @@ func TestPlanRevokeVerb(t *testing.T) {
 		t.Fatalf("revoke without --user: %d %q", code, errs)
 	}
 }
+
+// user export prints the service's export document (with the user's keys),
+// --out writes it 0600; user erase refuses without --yes, then revokes the
+// keys and wipes the personal fields; a second erase is an error, as the
+// API's 410 is.
+func TestUserExportEraseVerbs(t *testing.T) {
+	data, stop := startNode(t)
+	defer stop()
+	env := map[string]string{"USIPIPO_DATA": data}
+	code, out, errs := runCLI(t, env, "user", "add", "--telegram-id", "555", "--username", "lucia", "--json")
+	var user struct{ ID string }
+	if code != 0 || json.Unmarshal([]byte(out), &user) != nil || user.ID == "" {
+		t.Fatalf("user add: %d %q %q", code, out, errs)
+	}
+	if code, out, errs = runCLI(t, env, "key", "add", "--user", "555", "--type", "outline", "--json"); code != 0 {
+		t.Fatalf("key add: %d %q %q", code, out, errs)
+	}
+	var added struct {
+		Key struct{ ID string } `json:"key"`
+	}
+	if json.Unmarshal([]byte(out), &added) != nil || added.Key.ID == "" {
+		t.Fatalf("key add --json: %q", out)
+	}
+
+	type export struct {
+		User struct {
+			ID       string
+			Erased   bool
+			Personal struct{ Username string }
+		}
+		Keys []struct{ ID, Status string }
+	}
+	code, out, errs = runCLI(t, env, "user", "export", "555", "--json")
+	var doc export
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("user export --json: %d %q %q", code, out, errs)
+	}
+	if doc.User.ID != user.ID || doc.User.Personal.Username != "lucia" || len(doc.Keys) != 1 || doc.Keys[0].ID != added.Key.ID {
+		t.Fatalf("export lacks the user or their key: %+v", doc)
+	}
+	if code, out, _ = runCLI(t, env, "user", "export", user.ID); code != 0 || !strings.Contains(out, "1 keys") || strings.Contains(out, "lucia") {
+		t.Fatalf("user export (human summary, no personal data on screen): %d %q", code, out)
+	}
+	file := filepath.Join(t.TempDir(), "lucia.json")
+	os.WriteFile(file, []byte("old"), 0o644)
+	if code, out, errs = runCLI(t, env, "user", "export", user.ID, "--out", file); code != 0 || !strings.Contains(out, "written to "+file) {
+		t.Fatalf("user export --out: %d %q %q", code, out, errs)
+	}
+	b, err := os.ReadFile(file)
+	fi, _ := os.Stat(file)
+	var fromFile export
+	if err != nil || json.Unmarshal(b, &fromFile) != nil || fromFile.User.Personal.Username != "lucia" || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("export file: %v %v %q", err, fi.Mode(), b)
+	}
+
+	if code, out, errs = runCLI(t, env, "user", "erase", user.ID); code != 2 || out != "" || !strings.Contains(errs, "--yes") {
+		t.Fatalf("erase without --yes: %d %q %q", code, out, errs)
+	}
+	if code, out, _ = runCLI(t, env, "user", "show", user.ID); code != 0 || !strings.Contains(out, "lucia") {
+		t.Fatalf("a refused erase changed the user: %d %q", code, out)
+	}
+	if code, out, errs = runCLI(t, env, "user", "erase", "555", "--yes"); code != 0 || !strings.Contains(out, "erased") {
+		t.Fatalf("erase --yes: %d %q %q", code, out, errs)
+	}
+	code, out, _ = runCLI(t, env, "user", "export", user.ID, "--json")
+	doc = export{}
+	if code != 0 || json.Unmarshal([]byte(out), &doc) != nil {
+		t.Fatalf("export after erase: %d %q", code, out)
+	}
+	if !doc.User.Erased || doc.User.Personal.Username != "" || strings.Contains(out, "lucia") || len(doc.Keys) != 1 || doc.Keys[0].Status != "revoked" {
+		t.Fatalf("after erase: %+v\n%s", doc, out)
+	}
+	// The Telegram id was unlinked, so it no longer names anyone.
+	if code, _, errs = runCLI(t, env, "user", "erase", "555", "--yes"); code != 1 || !strings.Contains(errs, "not found") {
+		t.Fatalf("erase by a forgotten Telegram id: %d %q", code, errs)
+	}
+	if code, _, errs = runCLI(t, env, "user", "erase", user.ID, "--yes"); code != 1 || !strings.Contains(errs, "erased") {
+		t.Fatalf("second erase: %d %q", code, errs)
+	}
+}

@@ -31,6 +31,8 @@ func adminVerb(ctx context.Context, noun string, args []string, env Env) error {
 	switch noun + " " + verb {
 	case "user add", "user list", "user show", "user ban", "user unban":
 		return userVerb(c, verb, rest, call)
+	case "user export", "user erase":
+		return privacyVerb(c, verb, rest, call)
 	case "plan add", "plan list", "plan grant", "plan revoke":
 		return planVerb(c, verb, rest, call)
 	case "key add", "key list", "key revoke", "key config":

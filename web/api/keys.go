@@ -243,7 +243,11 @@ func (a *api) listAPIKeys(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := a.svc.APIKeys(c.UserContext(), p)
+	f, err := apiKeyFilter(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := a.svc.ListAPIKeys(c.UserContext(), f, p)
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"github.com/gofiber/fiber/v2"
 
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/store/model"
 )
 
@@ -15,6 +16,18 @@ func (in planRequest) spec(id string) app.PlanSpec {
 		spec.Protocols = append(spec.Protocols, keyType(p))
 	}
 	return spec
+}
+
+// planFilter reads the plan list's filters: active= (on sale or retired),
+// name= (case-insensitive name prefix) and protocol= (plans that include it).
+func planFilter(c *fiber.Ctx) (store.PlanFilter, error) {
+	f := store.PlanFilter{NamePrefix: c.Query("name"), Protocol: model.KeyType(c.Query("protocol"))}
+	if f.Protocol != "" && !f.Protocol.Valid() {
+		return f, badRequest("protocol must be wireguard, outline or mtproto.")
+	}
+	var err error
+	f.Active, err = boolQuery(c, "active")
+	return f, err
 }
 
 func (a *api) getPlan(c *fiber.Ctx) error {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/usipipo/usipipo/app"
 	"github.com/usipipo/usipipo/store"
+	"github.com/usipipo/usipipo/store/model"
 )
 
 func boolQuery(c *fiber.Ctx, name string) (*bool, error) {
@@ -206,7 +207,21 @@ func (a *api) referrals(c *fiber.Ctx) error {
 	return sendRead(c, r)
 }
 
-func (a *api) listSubscriptions(c *fiber.Ctx) error { return userList(a, c, a.svc.Subscriptions) }
+// listSubscriptions pages a user's subscriptions, filtered by status=
+// (active, cancelled) and current= (grants its plan now).
+func (a *api) listSubscriptions(c *fiber.Ctx) error {
+	f := store.SubFilter{Status: model.SubStatus(c.Query("status"))}
+	if f.Status != "" && f.Status != model.SubActive && f.Status != model.SubCancelled {
+		return badRequest("status must be active or cancelled.")
+	}
+	var err error
+	if f.Current, err = boolQuery(c, "current"); err != nil {
+		return err
+	}
+	return userList(a, c, func(ctx context.Context, id string, p store.Page) ([]model.Subscription, string, error) {
+		return a.svc.ListSubscriptions(ctx, id, f, p)
+	})
+}
 
 type grantRequest struct {
 	PlanID string `json:"plan_id"`
@@ -231,7 +246,11 @@ func (a *api) listPlans(c *fiber.Ctx) error {
 	if err != nil {
 		return err
 	}
-	items, next, err := a.svc.Plans(c.UserContext(), p)
+	f, err := planFilter(c)
+	if err != nil {
+		return err
+	}
+	items, next, err := a.svc.ListPlans(c.UserContext(), f, p)
 	if err != nil {
 		return err
 	}

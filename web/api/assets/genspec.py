@@ -133,9 +133,14 @@ add(v+"/users/{id}/balance","get",op("credits","Credit balance","read",ok("200",
 add(v+"/users/{id}/credits","get",op("credits","Credit ledger","read",ok("200","A page of entries","CreditEntryList",True),params=[idParam]+pageParams,read=True))
 add(v+"/users/{id}/credits","post",op("credits","Add (or spend, negative) credits; Idempotency-Key required","write",ok("201","New balance","Balance"),params=[idParam],body="CreditsRequest",creates=True))
 add(v+"/users/{id}/referrals","get",op("referrals","Referral summary","read",ok("200","Summary","Referrals",True),params=[idParam],read=True))
-add(v+"/users/{id}/subscriptions","get",op("subscriptions","List a user's subscriptions","read",ok("200","A page","SubscriptionList",True),params=[idParam]+pageParams,read=True))
+add(v+"/users/{id}/subscriptions","get",op("subscriptions","List a user's subscriptions (filters: status, current)","read",ok("200","A page","SubscriptionList",True),params=[idParam]+pageParams+[
+  {"name":"status","in":"query","schema":{"type":"string","enum":["active","cancelled"]},"description":"the subscription record's status"},
+  {"name":"current","in":"query","schema":B,"description":"true: grants its plan now (active, started, not expired); false: every other"}],read=True))
 add(v+"/users/{id}/subscriptions","post",op("subscriptions","Grant a plan","write",ok("201","Subscription","Subscription"),params=[idParam],body="GrantRequest",creates=True))
-add(v+"/plans","get",op("plans","List plans","read",ok("200","A page","PlanList",True),params=pageParams,read=True))
+add(v+"/plans","get",op("plans","List plans (filters: active, name, protocol)","read",ok("200","A page","PlanList",True),params=pageParams+[
+  {"name":"active","in":"query","schema":B,"description":"true: on sale; false: retired"},
+  {"name":"name","in":"query","schema":S,"description":"case-insensitive prefix of the plan's name"},
+  {"name":"protocol","in":"query","schema":{"type":"string","enum":["wireguard","outline","mtproto"]},"description":"plans that include this protocol"}],read=True))
 add(v+"/plans","post",op("plans","Create a plan","admin",ok("201","Plan","Plan"),body="PlanRequest",creates=True))
 add(v+"/keys","get",op("keys","List keys (filters: user_id, status)","read",ok("200","A page","KeyList",True),params=pageParams+[
   {"name":"user_id","in":"query","schema":S},{"name":"status","in":"query","schema":{"type":"string","enum":["active","suspended","expired","revoked"]}}],read=True))
@@ -157,7 +162,9 @@ add(v+"/proxies/{id}","get",op("proxies","Get an MTProto secret","read",ok("200"
 add(v+"/proxies/{id}/link","get",op("proxies","tg://proxy and t.me links","read",ok("200","Links","ClientConfig",True),params=[idParam],read=True))
 add(v+"/proxies/{id}/revoke","post",op("proxies","Revoke an MTProto secret","write",ok("200","Proxy","Proxy"),params=[idParam]))
 paths[v+"/proxies/{id}/revoke"]["post"]["requestBody"]={"required":False,"content":{"application/json":{"schema":ref("ReasonRequest")}}}
-add(v+"/apikeys","get",op("apikeys","List API keys","admin",ok("200","A page","APIKeyList",True),params=pageParams,read=True))
+add(v+"/apikeys","get",op("apikeys","List API keys (filters: scope, status)","admin",ok("200","A page","APIKeyList",True),params=pageParams+[
+  {"name":"scope","in":"query","schema":{"type":"string","enum":["read","write","admin"]},"description":"keys holding this scope"},
+  {"name":"status","in":"query","schema":{"type":"string","enum":["active","revoked","expired"]},"description":"active: neither revoked nor expired; revoked; expired: past expires_at and not revoked"}],read=True))
 add(v+"/apikeys","post",op("apikeys","Create an API key (the token is shown once)","admin",ok("201","Key and token","NewAPIKey"),body="CreateAPIKeyRequest",creates=True))
 add(v+"/apikeys/{id}","delete",op("apikeys","Revoke an API key","admin",nocontent,params=[idParam]))
 add(v+"/audit","get",op("audit","Audit log, newest first (filters: user_id, action with user_id)","admin",ok("200","A page","AuditEntryList",True),params=pageParams+[{"name":"user_id","in":"query","schema":S},{"name":"action","in":"query","schema":S}],read=True))
