@@ -51,7 +51,7 @@ func (s *Server) Apply(ctx context.Context, creds []plane.Credential) error {
 	}
 	s.greetLocked(true)
 	s.publishAddrsLocked()
-	cerr := s.syncConnLimitsLocked(ctx)
+	cerr := s.syncKernelLocked(ctx)
 	if len(errs) > 0 {
 		return errors.Join(fmt.Errorf("wireguard: %d credentials not installed, first: %w", len(errs), errs[0]), cerr)
 	}
@@ -66,6 +66,7 @@ func (s *Server) dropLocked(p *peer, b *strings.Builder) {
 		s.rememberLocked(p, s.o.Now())
 	}
 	p.live.closeFlows(true)
+	s.endFlowsLocked(p)
 	delete(s.peers, p.id)
 	if s.byKey[p.keyHex] == p {
 		delete(s.byKey, p.keyHex)
@@ -102,6 +103,7 @@ func (s *Server) upsertLocked(c plane.Credential, b *strings.Builder) error {
 		delete(s.byKey, old.keyHex)
 		s.byKey[np.keyHex] = old
 		old.live.closeFlows(false)
+		s.endFlowsLocked(old)
 	} else if old.onDevice {
 		// Same key: reconfigure in place (PSK and addresses) without a new session.
 		old.keyHex, old.pskHex, old.v4, old.v6 = np.keyHex, np.pskHex, np.v4, np.v6
@@ -123,6 +125,7 @@ func (s *Server) enforceLocked(now time.Time, b *strings.Builder) {
 				p.uapiRemove(b)
 				p.base, p.last, p.onDevice = p.total(), traffic{}, false
 				p.live.closeFlows(false)
+				s.endFlowsLocked(p)
 				s.log.Info("wireguard_peer_cut", "credential", p.id)
 			}
 			p.state, p.parked = cut, false
@@ -238,6 +241,10 @@ func (s *Server) Counters(ctx context.Context) (plane.Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return plane.Snapshot{}, err
 	}
+	if err := s.readKernelConns(); err != nil {
+		// The byte counts matter more: report them with the last count of flows.
+		s.log.Warn("wireguard_conntrack", "error", err.Error())
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err := s.readLocked(); err != nil {
@@ -246,7 +253,7 @@ func (s *Server) Counters(ctx context.Context) (plane.Snapshot, error) {
 	snap := plane.Snapshot{Epoch: s.epoch, Counters: make([]plane.Counter, 0, len(s.peers))}
 	for _, p := range s.peers {
 		t := p.total()
-		snap.Counters = append(snap.Counters, plane.Counter{ID: p.id, Rx: t.rx, Tx: t.tx, Conns: p.live.conns(),
+		snap.Counters = append(snap.Counters, plane.Counter{ID: p.id, Rx: t.rx, Tx: t.tx, Conns: p.live.conns() + s.kernelConnsLocked(p),
 			Sources: len(p.sources), LastSeen: p.lastHS})
 	}
 	return snap, nil
@@ -301,5 +308,5 @@ func (s *Server) tick() error {
 	}
 	s.greetLocked(true)
 	s.publishAddrsLocked()
-	return s.syncConnLimitsLocked(s.ctx)
+	return s.syncKernelLocked(s.ctx)
 }

@@ -39,8 +39,9 @@ type socketBind struct {
 	gro bool        // UDP receive offload is on: reads may be coalesced
 
 	// knock sees every handshake initiation before the device does (set
-	// once, before the device opens the bind).
-	knock func(msg []byte)
+	// once, before the device opens the bind); false drops the message,
+	// which cannot be valid.
+	knock func(msg []byte, src netip.AddrPort) bool
 
 	mu     sync.Mutex
 	closed bool
@@ -145,18 +146,22 @@ func (b *socketBind) receive(bufs [][]byte, sizes []int, eps []conn.Endpoint) (i
 		}
 		eps[i] = endpoint{ap: ua.AddrPort()}
 	}
-	b.knockAll(bufs[:got], sizes)
+	b.knockAll(bufs[:got], sizes, eps)
 	return got, nil
 }
 
-// knockAll shows the handshake initiations among bufs to knock.
-func (b *socketBind) knockAll(bufs [][]byte, sizes []int) {
+// knockAll shows the handshake initiations among bufs to knock; those it
+// refuses get size 0, which the device skips.
+func (b *socketBind) knockAll(bufs [][]byte, sizes []int, eps []conn.Endpoint) {
 	if b.knock == nil {
 		return
 	}
 	for i, buf := range bufs {
 		if isInitiation(buf[:sizes[i]]) {
-			b.knock(buf[:sizes[i]])
+			ep, _ := eps[i].(endpoint)
+			if !b.knock(buf[:sizes[i]], ep.ap) {
+				sizes[i] = 0
+			}
 		}
 	}
 }
@@ -203,7 +208,7 @@ func (b *socketBind) receiveGRO(bufs [][]byte, sizes []int, eps []conn.Endpoint)
 			out++
 		}
 	}
-	b.knockAll(bufs[:out], sizes)
+	b.knockAll(bufs[:out], sizes, eps)
 	return out, nil
 }
 

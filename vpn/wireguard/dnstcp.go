@@ -3,6 +3,7 @@ package wireguard
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
@@ -21,8 +22,9 @@ func (s *Server) isDNS(dst netip.AddrPort) bool {
 	return dst.Port() == 53 && (dst.Addr() == s.gw4 || dst.Addr() == s.gw6)
 }
 
-// handleDNSTCP answers DNS over TCP on the gateway (RFC 7766): resolvers
-// retry there when a UDP answer is truncated, and some use only TCP.
+// handleDNSTCP answers DNS over TCP on the gateway (RFC 7766) in netstack
+// mode: resolvers retry there when a UDP answer is truncated, and some use
+// only TCP.
 func (s *Server) handleDNSTCP(r *tcp.ForwarderRequest, src netip.Addr) {
 	if s.lookup(src) == nil {
 		s.refuse(refusedUnknown)
@@ -78,5 +80,53 @@ func (s *Server) serveDNSStream(conn net.Conn) {
 		if _, err := conn.Write(append(out, resp...)); err != nil {
 			return
 		}
+	}
+}
+
+// serveDNSListener answers DNS over TCP on a gateway address in tun mode,
+// where the kernel hands the peers' connections to ln; it returns when ln
+// is closed. Only the peers' addresses are served (the firewall admits
+// nothing else from the tunnel, but the socket is on the host), and at
+// most dnsInFlight connections at once.
+func (s *Server) serveDNSListener(ln net.Listener) {
+	sem := make(chan struct{}, dnsInFlight)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// A transient accept failure (out of descriptors): go on.
+			select {
+			case <-s.ctx.Done():
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			continue
+		}
+		ta, _ := conn.RemoteAddr().(*net.TCPAddr)
+		if ta == nil || s.lookup(ta.AddrPort().Addr().Unmap()) == nil {
+			s.refuse(refusedUnknown)
+			conn.Close()
+			continue
+		}
+		select {
+		case sem <- struct{}{}:
+		default:
+			conn.Close() // overloaded: the client retries
+			continue
+		}
+		if !s.track() {
+			conn.Close()
+			return
+		}
+		go func() {
+			defer func() { <-sem }()
+			defer s.untrack()
+			defer conn.Close()
+			stop := context.AfterFunc(s.ctx, func() { conn.Close() })
+			defer stop()
+			s.serveDNSStream(conn)
+		}()
 	}
 }

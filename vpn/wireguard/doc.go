@@ -45,8 +45,8 @@
 //     precedence: --egress-deny, mail ports, --egress-allow, the node's own
 //     addresses, the default ranges with their IPv4-embedding IPv6 forms, and
 //     the per-credential new-flow limit (per peer address);
-//   - towards the node itself, only DNS (a socket on each gateway answers
-//     with Options.Resolver) and ping of the gateway.
+//   - towards the node itself, only DNS (sockets on each gateway, UDP and
+//     TCP, answer with Options.Resolver) and ping of the gateway.
 //
 // Refused packets of new flows are counted by named counters that the loop
 // adds to usipipo_wireguard_refused_flows_total. The table replaces any
@@ -56,7 +56,14 @@
 // [CheckTUN] says what is missing. Speed limits are a policer on the
 // device's packets ([meteredTUN]); MaxConns is the firewall's count of the
 // peer's open flows (nft ct count, iptables connlimit), refusals counted as
-// max_conns. Counter.Conns stays 0 in tun mode.
+// max_conns. Counter.Conns is the same count read back from conntrack over
+// netlink when the counters are read (conntrack_linux.go: one dump, grouped
+// by the peers' tunnel addresses; ended TCP flows, pings and DNS to the
+// gateway left out). A peer taken off for good (revoked, suspended, cut)
+// has its conntrack entries deleted, so its NAT mappings go with it and the
+// far end of an open flow gets a reset at its next packet instead of
+// waiting for conntrack's timeouts; a parked peer keeps them, and so does a
+// key rotated in place (its addresses stay installed).
 //
 // # Peers, limits and counters
 //
@@ -80,14 +87,22 @@
 // initiator's key as the responder does) and answers by putting the peer
 // back on the device before wireguard-go reads the message. A peer idle for
 // Options.ParkAfter (at least 190 s, past any session's life) is parked
-// again with its counts kept.
+// again with its counts kept. Recognising costs an X25519, so initiations
+// are sifted first ([sieve]): a wrong mac1 is dropped, each source has its
+// own budget besides the overall one, and a source caught sending junk is
+// answered with cookies (wireguard-go's defence under load) until it
+// proves its address with mac2, so one flooding source neither starves
+// the others' wake-ups nor puts the device under load.
 //
 // A peer put back on the device (restored, renewed) is given the endpoint
 // its client was last heard from and the server starts the handshake: the
 // client still holds the session the server dropped and would otherwise
 // retry only after ~15 s (resume.go). The greeting waits 300 ms and is
-// skipped if the client has shaken hands meanwhile: two handshakes crossing
-// can leave a reconnecting client without a session.
+// skipped if the client has started a handshake itself meanwhile; an
+// initiation the client sends after the greeting left is dropped at the
+// bind for up to 2 s, so that it answers the server's: two handshakes
+// crossing leave a reconnecting client without a session until its retry
+// 5 s later.
 //
 // Counters are the device's per-peer rx/tx bytes plus what earlier installs
 // of the same credential counted in this Server's life, so they never

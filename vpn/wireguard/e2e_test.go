@@ -112,13 +112,23 @@ func budgetCut(t *testing.T, srv *testServer, p *testPeer, web string, snap plan
 	if err := srv.Apply(context.Background(), []plane.Credential{c}); err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	// The cut takes the peer off the device while the download runs: its
+	// flows are closed, but the resets cannot reach a client no longer on
+	// the device, so the client's download just stalls until cancelled.
+	// Had the cut not come, the 4 MiB would have arrived within ~4 s.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := p.httpGet(ctx, web+"/bytes?n=4194304"); err == nil {
+	got := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		_, err := p.httpGet(ctx, web+"/bytes?n=4194304")
+		got <- err
+	}()
+	eventually(t, 10*time.Second, "the peer over budget off the device", func() bool { return !strings.Contains(ipcGet(t, srv), p.keyHex()) })
+	t.Logf("cut %v into the download", time.Since(start).Round(time.Millisecond))
+	cancel()
+	if err := <-got; err == nil {
 		t.Fatal("4 MiB passed a 256 KiB budget")
-	}
-	if strings.Contains(ipcGet(t, srv), p.keyHex()) {
-		t.Fatal("the peer over budget is still on the device")
 	}
 	// Renewal: a new budget; the client reconnects.
 	c.Budget, c.Limits.SpeedBps = plane.NoBudget, 0
@@ -129,7 +139,11 @@ func budgetCut(t *testing.T, srv *testServer, p *testPeer, web string, snap plan
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel2()
 	if body, err := p.httpGet(ctx2, web+"/hello"); err != nil || body == "" {
-		t.Fatalf("after renewal: %v", err)
+		cg, _ := p.dev.IpcGet()
+		t.Fatalf("after renewal: %v\nknocks: crossing %s, not parked %s, source %s, load %s\nserver: %s\nclient: %s", err,
+			srv.metric(t, `usipipo_wireguard_knocks_total{outcome="crossing"}`), srv.metric(t, `usipipo_wireguard_knocks_total{outcome="not_parked"}`),
+			srv.metric(t, `usipipo_wireguard_knocks_total{outcome="source_limit"}`), srv.metric(t, `usipipo_wireguard_knocks_total{outcome="load_limit"}`),
+			ipcGet(t, srv), cg)
 	}
 	// The device restarted the peer's counts on re-adding it; the plane's do not.
 	after, err := srv.Counters(ctx2)

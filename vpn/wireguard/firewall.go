@@ -111,8 +111,8 @@ func (f fwSpec) admit(w func(string, ...any)) {
 	w("\t}")
 }
 
-// input guards the node itself from its peers: the gateway answers DNS and
-// ping; the rest of the node is one of its own addresses, refused unless
+// input guards the node itself from its peers: the gateway answers DNS
+// (UDP and TCP) and ping; the rest of the node is one of its own addresses, refused unless
 // --egress-allow lets it.
 func (f fwSpec) input(w func(string, ...any), ifq string) {
 	w("\tchain input {")
@@ -121,8 +121,8 @@ func (f fwSpec) input(w func(string, ...any), ifq string) {
 	w("\t}")
 	w("\tchain peers_in {")
 	w("\t\tct state established,related accept")
-	w("\t\tip daddr %s udp dport 53 accept", f.gw4)
-	w("\t\tip6 daddr %s udp dport 53 accept", f.gw6)
+	w("\t\tip daddr %s meta l4proto { tcp, udp } th dport 53 accept", f.gw4)
+	w("\t\tip6 daddr %s meta l4proto { tcp, udp } th dport 53 accept", f.gw6)
 	w("\t\tip daddr %s icmp type echo-request accept", f.gw4)
 	w("\t\tip6 daddr %s icmpv6 type echo-request accept", f.gw6)
 	w("\t\tip daddr %s counter name refused_peer drop", f.pool4)

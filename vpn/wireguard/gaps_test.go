@@ -3,7 +3,9 @@ package wireguard
 import (
 	"context"
 	"encoding/binary"
+	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"testing"
 	"time"
@@ -32,23 +34,9 @@ func TestDNSOverTCP(t *testing.T) {
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	for i, name := range []string{"www.example.test.", "missing.invalid."} {
-		q := dnsmessage.Message{Header: dnsmessage.Header{ID: uint16(100 + i), RecursionDesired: true},
-			Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
-		raw, _ := q.Pack()
-		if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(raw))), raw...)); err != nil {
-			t.Fatal(err)
-		}
-		var hdr [2]byte
-		if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		m, err := askDNSTCP(c, uint16(100+i), name)
+		if err != nil {
 			t.Fatalf("query %d: %v", i, err)
-		}
-		resp := make([]byte, binary.BigEndian.Uint16(hdr[:]))
-		if _, err := io.ReadFull(c, resp); err != nil {
-			t.Fatal(err)
-		}
-		var m dnsmessage.Message
-		if err := m.Unpack(resp); err != nil || m.ID != uint16(100+i) {
-			t.Fatalf("answer %d: %v %+v", i, err, m.Header)
 		}
 		switch i {
 		case 0:
@@ -61,6 +49,35 @@ func TestDNSOverTCP(t *testing.T) {
 			}
 		}
 	}
+}
+
+// askDNSTCP asks c, a DNS-over-TCP connection, for name's A records.
+func askDNSTCP(c net.Conn, id uint16, name string) (dnsmessage.Message, error) {
+	var m dnsmessage.Message
+	q := dnsmessage.Message{Header: dnsmessage.Header{ID: id, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName(name), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+	raw, err := q.Pack()
+	if err != nil {
+		return m, err
+	}
+	if _, err := c.Write(append(binary.BigEndian.AppendUint16(nil, uint16(len(raw))), raw...)); err != nil {
+		return m, err
+	}
+	var hdr [2]byte
+	if _, err := io.ReadFull(c, hdr[:]); err != nil {
+		return m, err
+	}
+	resp := make([]byte, binary.BigEndian.Uint16(hdr[:]))
+	if _, err := io.ReadFull(c, resp); err != nil {
+		return m, err
+	}
+	if err := m.Unpack(resp); err != nil {
+		return m, err
+	}
+	if m.ID != id {
+		return m, fmt.Errorf("answer to query %d has id %d", id, m.ID)
+	}
+	return m, nil
 }
 
 // TestPingOnlyTheGateway: the gateway answers echo; an address nobody

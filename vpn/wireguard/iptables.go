@@ -219,6 +219,7 @@ func (f fwSpec) iptRules(v6 bool) string {
 	w("-A %s ! -i %s -j RETURN", iptIn, ifc)
 	w("-A %s -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT", iptIn)
 	w("-A %s -d %s -p udp --dport 53 -j ACCEPT", iptIn, gw)
+	w("-A %s -d %s -p tcp --dport 53 -j ACCEPT", iptIn, gw)
 	w("-A %s -d %s %s -j ACCEPT", iptIn, gw, icmp)
 	w("-A %s -d %s -j %s", iptIn, pool, iptPeer)
 	policy(iptIn, "ACCEPT")

@@ -16,15 +16,22 @@ import (
 )
 
 // kernelPlane is what tun mode adds to a Server: the kernel interface's
-// firewall table, the gateway's DNS sockets and the sysctls it changed.
+// firewall table, the gateway's DNS sockets (UDP and TCP) and the sysctls
+// it changed.
 type kernelPlane struct {
 	fw        firewall
 	fwOn      bool
 	dns       []net.PacketConn
+	dnsTCP    []net.Listener
 	sysctls   []sysctlChange
 	counters  map[string]uint64 // last reading of the firewall's counters
 	limits    connLimits        // the connection limits installed
 	installed string            // the rules installed, to see a change
+	// conns is the open flows by tunnel address at the last conntrack
+	// reading; gone the addresses of peers taken off, whose flows
+	// syncKernelLocked removes (both guarded by Server.mu).
+	conns map[netip.Addr]int
+	gone  map[netip.Addr]struct{}
 }
 
 // startKernel creates the TUN interface, addresses it, enables forwarding
@@ -90,6 +97,18 @@ func (s *Server) setupKernel(k *kernelPlane) error {
 			defer s.untrack()
 			s.serveDNSPackets(pc)
 		}()
+		ln, err := net.ListenTCP("tcp", net.TCPAddrFromAddrPort(netip.AddrPortFrom(a, 53)))
+		if err != nil {
+			return fmt.Errorf("wireguard tun mode: the gateway's DNS over TCP on %s: %w", a, err)
+		}
+		k.dnsTCP = append(k.dnsTCP, ln)
+		if !s.track() {
+			return errors.New("wireguard: closed")
+		}
+		go func() {
+			defer s.untrack()
+			s.serveDNSListener(ln)
+		}()
 	}
 	s.log.Info("wireguard_firewall", "details", fmt.Sprintf("%s rules installed; masquerading out of %v %v", k.fw.name(), spec.out4, spec.out6))
 	return nil
@@ -141,6 +160,9 @@ func (s *Server) refreshFirewall() error {
 func (k *kernelPlane) close(s *Server) {
 	for _, pc := range k.dns {
 		pc.Close()
+	}
+	for _, ln := range k.dnsTCP {
+		ln.Close()
 	}
 	if k.fwOn {
 		if err := k.fw.remove(context.Background()); err != nil {

@@ -13,6 +13,7 @@ type serverMetrics struct {
 	udpFlows   *metrics.Counter
 	dnsQueries *metrics.Counter
 	refused    map[string]*metrics.Counter // by reason
+	knocks     map[string]*metrics.Counter // handshake initiations sifted for parked peers, by outcome (lazy.go)
 }
 
 // Refusal reasons of flows, a label of usipipo_wireguard_refused_flows_total.
@@ -35,9 +36,13 @@ func newServerMetrics(s *metrics.Set) *serverMetrics {
 		udpFlows:   s.GetOrCreateCounter(`usipipo_wireguard_flows_total{proto="udp"}`),
 		dnsQueries: s.GetOrCreateCounter("usipipo_wireguard_dns_queries_total"),
 		refused:    map[string]*metrics.Counter{},
+		knocks:     map[string]*metrics.Counter{},
 	}
 	for _, r := range []string{refusedEgress, refusedPeers, refusedConns, refusedUnknown, refusedDialFail} {
 		m.refused[r] = s.GetOrCreateCounter(`usipipo_wireguard_refused_flows_total{reason="` + r + `"}`)
+	}
+	for _, k := range []string{knockMAC1, knockJunk, knockCookie, knockSource, knockLoad, knockWoken, knockNotMine, knockCrossing} {
+		m.knocks[k] = s.GetOrCreateCounter(`usipipo_wireguard_knocks_total{outcome="` + k + `"}`)
 	}
 	m.installed = s.GetOrCreateGauge("usipipo_wireguard_peers_installed", nil)
 	m.active = s.GetOrCreateGauge("usipipo_wireguard_peers_active", nil)

@@ -109,6 +109,9 @@ type Options struct {
 	// wireguard-go's stock netstack client drops replies from loopback
 	// sources, so they aim at TEST-NET-1 and land on 127.0.0.0/8.
 	dialDst func(netip.AddrPort) netip.AddrPort
+	// wakes is the overall budget of knocks examined a second (lazy.go);
+	// 0 means wakesPerSecond. Tests lower it to flood past it cheaply.
+	wakes int
 	// firewall forces tun mode's firewall tool ("nft" or "iptables"); tests
 	// use it to cover the iptables fallback on a host that has both.
 	firewall string

@@ -10,7 +10,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"golang.org/x/time/rate"
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
 
@@ -47,7 +46,8 @@ type Server struct {
 	// Parked peers (lazy.go): the keys the bind's knock looks for.
 	parkedKeys atomic.Pointer[map[[32]byte]struct{}]
 	inits      *initiations
-	wakes      *rate.Limiter
+	sieve      *sieve
+	greeted    greetings // handshakes the server starts with re-added peers (resume.go)
 
 	// fmu guards fclosed; fwg counts flow goroutines.
 	fmu     sync.Mutex
@@ -78,10 +78,11 @@ func New(o Options) (*Server, error) {
 	if s.inits, err = newInitiations(o.PrivateKey); err != nil {
 		return nil, fmt.Errorf("wireguard private key: %w", err)
 	}
-	s.wakes = newWakeLimiter()
+	s.sieve = newSieve(s.inits.pub, o.wakes)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.start(); err != nil {
 		s.cancel()
+		s.sieve.close()
 		return nil, err
 	}
 	s.wg.Add(1)
@@ -200,6 +201,7 @@ func (s *Server) Close() error {
 		s.dev.Close()
 		s.closeKernel()
 		s.stopFlows()
+		s.sieve.close()
 	})
 	return nil
 }

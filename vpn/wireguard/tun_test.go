@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/net/dns/dnsmessage"
 
 	"github.com/usipipo/usipipo/app/plane"
 )
@@ -74,6 +77,26 @@ func tunScenario(t *testing.T, fw string) {
 		if err := inNetns(tn.cli1, func() error { return udpRoundTrip(echo) }); err != nil {
 			t.Errorf("UDP echo through the NAT: %v", err)
 		}
+		// DNS over TCP on the gateway, as a resolver retries after a
+		// truncated answer.
+		if err := inNetns(tn.cli1, func() error {
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(gateway(DefaultPoolV4).String(), "53"), 3*time.Second)
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			c.SetDeadline(time.Now().Add(5 * time.Second))
+			m, err := askDNSTCP(c, 7, "www.example.test.")
+			if err != nil {
+				return err
+			}
+			if len(m.Answers) != 1 || m.Answers[0].Body.(*dnsmessage.AResource).A != netip.MustParseAddr(worldAddr).As4() {
+				return fmt.Errorf("answers %+v", m.Answers)
+			}
+			return nil
+		}); err != nil {
+			t.Errorf("DNS over TCP on the gateway: %v", err)
+		}
 		snap := node.call(t, tunRequest{Op: "counters"}).Counters
 		if snap == nil || len(snap.Counters) != 2 {
 			t.Fatalf("counters: %+v", snap)
@@ -95,6 +118,7 @@ func tunScenario(t *testing.T, fw string) {
 			t.Errorf("peer-to-peer refusals counted %d → %d", before, after)
 		}
 	})
+	t.Run("conns", func(t *testing.T) { tunConns(t, tn, node, c2.ID) })
 	t.Run("egress policy", func(t *testing.T) {
 		for _, target := range []string{denied + "/hello", "http://" + uplinkAddr + ":1/", "http://10.66.0.1:1/"} {
 			before := refused(t, node, refusedEgress) + refused(t, node, refusedPeers)
@@ -173,13 +197,19 @@ func tunScenario(t *testing.T, fw string) {
 		if _, err := curl(tn.cli2, web+"/hello"); err != nil {
 			t.Fatalf("before revocation: %v", err)
 		}
+		streaming := streamFromWorld(t, tn)
+		revoked := time.Now()
 		node.apply(t, c1)
-		start := time.Now()
+		select {
+		case err := <-streaming:
+			t.Logf("the revoked peer's open flow ended %v after the revocation: %v", time.Since(revoked).Round(time.Millisecond), err)
+		case <-time.After(2 * time.Second):
+			t.Error("the revoked peer's open flow still takes data 2 s after the revocation")
+		}
+		// curl gives up after 2 s (--max-time): that it fails is the
+		// check; how long it took is curl's timer plus its start-up.
 		if out, err := curl(tn.cli2, "--max-time", "2", web+"/hello"); err == nil {
 			t.Fatalf("a revoked peer still fetches pages: %s", out)
-		}
-		if time.Since(start) > 2500*time.Millisecond {
-			t.Errorf("curl took %v to fail", time.Since(start))
 		}
 		if node.metric(t, "usipipo_wireguard_peers_installed") != "1" {
 			t.Error("peers installed after revocation")
@@ -331,7 +361,10 @@ func wgQuickUp(t testing.TB, ns string, node *tunNode, cred plane.Credential, se
 		DNS: []string{gateway(DefaultPoolV4).String()}, ServerKey: node.pub,
 		Endpoint: fmt.Sprintf("%s:%d", endpoint, node.port), Keepalive: 25}.Render()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "usp"+ns[len(ns)-1:]+".conf")
+	// The interface is named after the namespace: wireguard-go's control
+	// socket (/var/run/wireguard/NAME.sock) is shared by all namespaces, so
+	// tests and benchmarks running at once must not share a name.
+	path := filepath.Join(dir, "w"+strings.TrimPrefix(ns, "ust")+".conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}

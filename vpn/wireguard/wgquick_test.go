@@ -38,7 +38,9 @@ func TestWGQuick(t *testing.T) {
 		DNS: []string{srv.gw4.String()}, ServerKey: srv.PublicKey(), Endpoint: srv.addr.String(), Keepalive: 25}.Render()
 
 	dir := t.TempDir()
-	path := filepath.Join(dir, "usp0.conf")
+	// wireguard-go's control socket (/var/run/wireguard/NAME.sock) is
+	// shared by all namespaces: a name of this process's own.
+	path := filepath.Join(dir, fmt.Sprintf("wq%d.conf", os.Getpid()%100000))
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
 	}
