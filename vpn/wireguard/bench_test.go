@@ -132,7 +132,7 @@ func stockServer(b *testing.B) (*wgnetstack.Net, string, []byte, string) {
 		b.Fatal(err)
 	}
 	cred, sec := newCred(b, "c", 0)
-	dev := device.NewDevice(tdev, conn.NewStdNetBind(), device.NewLogger(device.LogLevelSilent, ""))
+	dev := device.NewDevice(drainOnClose(tdev), conn.NewStdNetBind(), device.NewLogger(device.LogLevelSilent, ""))
 	b.Cleanup(dev.Close)
 	pubHex := hexKey(b, cred.Public)
 	if err := dev.IpcSet(fmt.Sprintf("private_key=%x\nlisten_port=0\npublic_key=%s\npreshared_key=%x\nallowed_ip=10.66.0.2/32\n",
@@ -161,7 +161,7 @@ func stockClient(b *testing.B, serverPubHex string, psk []byte, endpoint string)
 	if err != nil {
 		b.Fatal(err)
 	}
-	dev := device.NewDevice(tdev, conn.NewStdNetBind(), device.NewLogger(device.LogLevelSilent, ""))
+	dev := device.NewDevice(drainOnClose(tdev), conn.NewStdNetBind(), device.NewLogger(device.LogLevelSilent, ""))
 	b.Cleanup(dev.Close)
 	if err := dev.IpcSet(fmt.Sprintf("private_key=%x\npublic_key=%s\npreshared_key=%x\nendpoint=%s\nallowed_ip=0.0.0.0/0\n",
 		stockSecret.Private, serverPubHex, psk, endpoint)); err != nil {

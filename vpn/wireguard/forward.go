@@ -164,7 +164,7 @@ func pipe(ctx context.Context, dst, src net.Conn, l *live, lim *rate.Limiter) {
 		n, err := src.Read(buf)
 		if n > 0 {
 			l.spend(n)
-			if lim.Limit() != rate.Inf {
+			if l.limited.Load() {
 				if werr := lim.WaitN(ctx, n); werr != nil {
 					dst.Close()
 					src.Close()

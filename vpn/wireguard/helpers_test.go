@@ -130,7 +130,7 @@ func newTestPeer(t testing.TB, srv *testServer, id string, n int) *testPeer {
 		t.Fatal(err)
 	}
 	p.net = tdev2net(tnet)
-	p.dev = device.NewDevice(tdev, conn.NewStdNetBind(), device.NewLogger(device.LogLevelSilent, ""))
+	p.dev = device.NewDevice(drainOnClose(tdev), conn.NewStdNetBind(), device.NewLogger(device.LogLevelSilent, ""))
 	t.Cleanup(p.dev.Close)
 	if err := p.dev.IpcSet("private_key=" + hex.EncodeToString(sec.Private) + "\n"); err != nil {
 		t.Fatal(err)

@@ -168,7 +168,7 @@ type live struct {
 	id       string
 	maxConns atomic.Int64
 	up, down *rate.Limiter
-	limited  atomic.Bool // a speed is set: tun mode meters the packets
+	limited  atomic.Bool // a speed is set: the buckets apply (tun mode meters packets, forwarders wait)
 	// left is what the peer may still relay before its budget is spent
 	// (noBudget when there is none to watch); kick asks the server to
 	// enforce at once, so that a cap is not overshot by an interval's
@@ -184,7 +184,7 @@ type live struct {
 type flow struct{ cancel context.CancelFunc }
 
 func newLive(id string) *live {
-	l := &live{id: id, up: rate.NewLimiter(rate.Inf, 0), down: rate.NewLimiter(rate.Inf, 0), flows: map[*flow]struct{}{}}
+	l := &live{id: id, up: rate.NewLimiter(0, 0), down: rate.NewLimiter(0, 0), flows: map[*flow]struct{}{}}
 	l.left.Store(noBudget)
 	return l
 }
@@ -217,18 +217,26 @@ func (p *peer) watchBudget(epoch string) {
 }
 
 // setSpeed holds both directions to bps bytes per second; 0 is unlimited.
-func (l *live) setSpeed(bps uint64) {
-	lim, burst := rate.Inf, 0
-	if bps > 0 {
-		lim, burst = rate.Limit(bps), max(int(min(bps, 1<<30)), 64<<10)
+func (l *live) setSpeed(bps uint64) { l.setSpeedAt(time.Now(), bps) }
+
+// setSpeedAt is setSpeed at a given time. The buckets never hold rate.Inf:
+// a bucket advanced under Inf multiplies the time since its last change by
+// infinity, and a zero interval gives NaN tokens, after which it never
+// refuses. Unlimited is the limited flag off instead, which every user of
+// the buckets reads first.
+func (l *live) setSpeedAt(now time.Time, bps uint64) {
+	if bps == 0 {
+		l.limited.Store(false)
+		return
 	}
+	lim, burst := rate.Limit(bps), max(int(min(bps, 1<<30)), 64<<10)
 	for _, r := range []*rate.Limiter{l.up, l.down} {
 		if r.Limit() != lim || r.Burst() != burst {
-			r.SetBurst(burst)
-			r.SetLimit(lim)
+			r.SetBurstAt(now, burst)
+			r.SetLimitAt(now, lim)
 		}
 	}
-	l.limited.Store(bps > 0)
+	l.limited.Store(true)
 }
 
 // open registers a flow, refusing it over MaxConns or once closed.

@@ -87,7 +87,7 @@ func datagrams(dst, src net.Conn, l *live, lim *rate.Limiter, last *atomic.Int64
 		}
 		last.Store(time.Now().UnixNano())
 		l.spend(n)
-		if lim.Limit() != rate.Inf && !lim.AllowN(time.Now(), n) {
+		if l.limited.Load() && !lim.AllowN(time.Now(), n) {
 			continue
 		}
 		if _, err := dst.Write(buf[:n]); err != nil && !isTransient(err) {
