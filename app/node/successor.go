@@ -78,6 +78,10 @@ func (n *Node) takeOver(ctx context.Context, planes []plane.Plane) {
 		return
 	}
 	log := n.Log.With("action", "upgrade")
+	// Said before OpReady: the old process reports the upgrade done as soon
+	// as it answers, and a status read may reach this process before the
+	// answer does.
+	n.setUpgrade(UpgradeState{State: "taking over", NewPID: os.Getpid(), OldPID: u.oldPID})
 	if err := u.ctrl.Send(upgrade.Msg{Op: upgrade.OpReady, PID: os.Getpid(), Version: n.version}); err != nil {
 		log.Error("upgrade_ready_failed", "error", err.Error())
 		return

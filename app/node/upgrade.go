@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -34,8 +35,9 @@ const (
 // UpgradeState is the last upgrade's state, shown by node.status.
 type UpgradeState struct {
 	// State is "in progress" (the old process waits for its successor),
-	// "failed" (the old process serves again) or "took over" (shown by the
-	// successor).
+	// "failed" (the old process serves again), or, shown by the successor,
+	// "taking over" (ready, waiting for the old process's answer) then
+	// "took over".
 	State  string `json:"state"`
 	NewPID int    `json:"new_pid,omitempty"`
 	OldPID int    `json:"old_pid,omitempty"`
@@ -280,12 +282,21 @@ func (n *Node) yield(log *slog.Logger, r *parts, files []*os.File) (map[string]p
 			c.Close()
 		}
 	}
+	for _, p := range r.planes {
+		if a, ok := ownPlane(p).(acceptStopper); ok {
+			a.StopAccepting()
+		}
+	}
 	if err := n.Listen.Close(); err != nil {
 		log.Error("upgrade_close_sockets", "error", err.Error())
 	}
 	closeAll(files)
 	return final, eps
 }
+
+// acceptStopper is a plane that accepts on a socket of its own beside the
+// listener the node closes (Outline's raw accepts on a duplicate).
+type acceptStopper interface{ StopAccepting() }
 
 // endpointer is WireGuard's hand-over of its peers' endpoints.
 type endpointer interface {
@@ -299,16 +310,21 @@ func (n *Node) drain(ctx context.Context, log *slog.Logger, planes []plane.Plane
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		open := 0
+		open, by := 0, ""
 		for _, p := range planes {
 			if p.Name() == "wireguard" {
 				continue // stopped at the hand-over
 			}
 			// The plane itself: its usagePlane keeps the loop's last reading.
 			if snap, err := ownPlane(p).Counters(ctx); err == nil {
+				n := 0
 				for _, c := range snap.Counters {
-					open += c.Conns
+					n += c.Conns
 				}
+				if n > 0 {
+					by += fmt.Sprintf(" %s:%d", p.Name(), n)
+				}
+				open += n
 			}
 		}
 		switch {
@@ -316,12 +332,12 @@ func (n *Node) drain(ctx context.Context, log *slog.Logger, planes []plane.Plane
 			log.Info("upgrade_drained")
 			return
 		case time.Now().After(deadline):
-			log.Warn("upgrade_drain_timeout", "details", fmt.Sprintf("cutting %d connections", open))
+			log.Warn("upgrade_drain_timeout", "details", fmt.Sprintf("cutting %d connections (%s)", open, strings.TrimSpace(by)))
 			return
 		}
 		select {
 		case <-ctx.Done():
-			log.Warn("upgrade_drain_stopped", "details", fmt.Sprintf("told to stop with %d connections open", open))
+			log.Warn("upgrade_drain_stopped", "details", fmt.Sprintf("told to stop with %d connections open (%s)", open, strings.TrimSpace(by)))
 			return
 		case <-tick.C:
 		}

@@ -103,7 +103,7 @@ func startNode(t *testing.T, bin string, dcAddr string, env ...string) *testNode
 	n.cmd = exec.Command(bin, "serve", "--data", n.data, "--http", n.http,
 		"--wg-listen", fmt.Sprintf("127.0.0.1:%d", n.wg), "--wg-mode", "netstack",
 		"--ss-listen", fmt.Sprintf("127.0.0.1:%d", n.ss), "--mtproto-listen", fmt.Sprintf("127.0.0.1:%d", n.mt),
-		"--egress-allow", "127.0.0.0/8", "--mtproto-dc", "2="+dcAddr, "--public-host", "127.0.0.1", "--log-level", "debug")
+		"--egress-allow", "127.0.0.0/8", "--mtproto-dc", "2="+dcAddr, "--public-host", "127.0.0.1", "--mtproto-domain", "cloak.example", "--log-level", "debug")
 	n.run(env)
 	return n
 }

@@ -282,16 +282,25 @@ func (s *Server) Counters(context.Context) (plane.Snapshot, error) {
 	return plane.Snapshot{Epoch: s.epoch, Counters: out}, nil
 }
 
+// StopAccepting stops taking new TCP connections and leaves the open ones
+// be: at an upgrade the successor accepts on the same socket. Closing
+// Options.Listener alone is not enough, as the raw accepts run on a
+// duplicate of its descriptor (sock_linux.go) that would keep the socket
+// accepting here too.
+func (s *Server) StopAccepting() {
+	if s.o.Listener != nil {
+		s.o.Listener.Close()
+	}
+	if s.sockLn != nil {
+		s.sockLn.close()
+	}
+}
+
 // Close stops serving, closes every connection and waits for the workers.
 func (s *Server) Close() error {
 	s.once.Do(func() {
 		s.cancel()
-		if s.o.Listener != nil {
-			s.o.Listener.Close()
-		}
-		if s.sockLn != nil {
-			s.sockLn.close()
-		}
+		s.StopAccepting()
 		if s.o.PacketConn != nil {
 			s.o.PacketConn.Close()
 		}

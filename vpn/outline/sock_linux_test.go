@@ -216,3 +216,31 @@ func TestTargetRefusedByEgress(t *testing.T) {
 	default:
 	}
 }
+
+// At an upgrade the node closes the listener it handed over; StopAccepting
+// must also close the duplicate the raw accepts run on, or this process
+// keeps taking new connections from the successor's socket. Here nobody
+// else holds the socket, so once both are closed a connect is refused.
+func TestStopAcceptingClosesTheDuplicate(t *testing.T) {
+	s := newTestServer(t, Options{})
+	if s.sockLn == nil {
+		t.Skip("raw accepts not in use")
+	}
+	s.o.Listener.Close() // what the node's listener set does
+	s.StopAccepting()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err != nil {
+			if !errors.Is(err, syscall.ECONNREFUSED) {
+				t.Fatalf("connect after StopAccepting: %v, want connection refused", err)
+			}
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("the socket still accepts connections after StopAccepting")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
