@@ -1,14 +1,12 @@
 package outline
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -17,6 +15,7 @@ import (
 	"time"
 
 	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/internal/benchproc"
 	"github.com/usipipo/usipipo/store/model"
 )
 
@@ -37,32 +36,6 @@ type benchServer struct {
 	pid  int
 }
 
-// cpuTime is the CPU time (user and system, every thread) pid has used,
-// from /proc/PID/task/*/schedstat (nanoseconds, unlike stat's ticks).
-func cpuTime(pid int) (time.Duration, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("no schedstat for pid %d: %v", pid, err)
-	}
-	var total time.Duration
-	for _, p := range tasks {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // a thread that just ended
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("schedstat %s: %w", p, err)
-		}
-		total += time.Duration(ns)
-	}
-	return total, nil
-}
-
 // startServerProcess runs this test binary as our server with `keys` keys
 // of method (the client's, password "pw", last) until the benchmark ends.
 func startServerProcess(b *testing.B, method string, keys int) benchServer {
@@ -76,27 +49,8 @@ func startServerProcessOf(b *testing.B, bin, method string, keys int) benchServe
 		args = append(args, "-test.cpuprofile="+filepath.Join(dir, "server-cpu.out"),
 			"-test.memprofile="+filepath.Join(dir, "server-mem.out"))
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s %d", benchServerEnv, method, keys))
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { in.Close(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "addr ") {
-		b.Fatalf("server process: %q %v", line, err)
-	}
-	go io.Copy(io.Discard, out)
-	return benchServer{addr: strings.TrimSpace(strings.TrimPrefix(line, "addr ")), pid: cmd.Process.Pid}
+	p := benchproc.Start(b, bin, args, fmt.Sprintf("%s=%s %d", benchServerEnv, method, keys))
+	return benchServer{addr: p.Addr(b), pid: p.PID}
 }
 
 // TestBenchServerProcess is the server process of the benchmarks; it does
@@ -129,27 +83,8 @@ const benchRelayEnv = "USIPIPO_OUTLINE_BENCH_RELAY"
 // startRelayProcess runs this test binary as a plain TCP relay to target
 // until the benchmark ends.
 func startRelayProcess(b *testing.B, target string) benchServer {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestBenchRelayProcess$", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), benchRelayEnv+"="+target)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { in.Close(); cmd.Wait() })
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "addr ") {
-		b.Fatalf("relay process: %q %v", line, err)
-	}
-	go io.Copy(io.Discard, out)
-	return benchServer{addr: strings.TrimSpace(strings.TrimPrefix(line, "addr ")), pid: cmd.Process.Pid}
+	p := benchproc.Start(b, os.Args[0], []string{"-test.run=^TestBenchRelayProcess$", "-test.bench=^$"}, benchRelayEnv+"="+target)
+	return benchServer{addr: p.Addr(b), pid: p.PID}
 }
 
 // TestBenchRelayProcess is the plain relay of the connection benchmarks:

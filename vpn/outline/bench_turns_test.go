@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/usipipo/usipipo/internal/benchproc"
 )
 
 // The connections/s benchmarks take turns: the servers are loaded in
@@ -54,7 +56,7 @@ func takeTurns(b *testing.B, cs []*contender, perRound, workers int) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			client0, err := cpuTime(os.Getpid())
+			client0, err := benchproc.CPU(os.Getpid())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -63,7 +65,7 @@ func takeTurns(b *testing.B, cs []*contender, perRound, workers int) {
 				b.Fatalf("%s: %v", c.name, err)
 			}
 			c.wall += time.Since(t0)
-			client1, err := cpuTime(os.Getpid())
+			client1, err := benchproc.CPU(os.Getpid())
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -84,7 +86,7 @@ func serverCPU(pid int) (time.Duration, error) {
 	if pid == 0 {
 		return 0, nil
 	}
-	return cpuTime(pid)
+	return benchproc.CPU(pid)
 }
 
 // connectionTurns runs b.N connections against each contender, 8 at a

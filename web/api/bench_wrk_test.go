@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"io"
@@ -14,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/usipipo/usipipo/internal/benchproc"
 )
 
 // BenchmarkAPIWrk is the issue's check with a load generator we did not
@@ -124,7 +125,7 @@ func (w wrkRunner) turns(b *testing.B, cs []*wrkContender) {
 			if r%2 == 1 {
 				c = cs[len(cs)-1-i]
 			}
-			cpu0, err := procCPU(c.pid)
+			cpu0, err := benchproc.CPU(c.pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -132,7 +133,7 @@ func (w wrkRunner) turns(b *testing.B, cs []*wrkContender) {
 			if err != nil {
 				b.Fatalf("%s: %v", c.name, err)
 			}
-			cpu1, err := procCPU(c.pid)
+			cpu1, err := benchproc.CPU(c.pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -218,32 +219,6 @@ func wrkDuration(num, unit string) (time.Duration, error) {
 	return time.Duration(v * float64(scale)), nil
 }
 
-// procCPU is the CPU time (user and system, every thread) pid has used,
-// from /proc/PID/task/*/schedstat (nanoseconds, unlike stat's ticks).
-func procCPU(pid int) (time.Duration, error) {
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
-	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("no schedstat for pid %d: %v", pid, err)
-	}
-	var total time.Duration
-	for _, p := range tasks {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			continue // a thread that just ended
-		}
-		f := strings.Fields(string(b))
-		if len(f) == 0 {
-			continue
-		}
-		ns, err := strconv.ParseInt(f[0], 10, 64)
-		if err != nil {
-			return 0, fmt.Errorf("schedstat %s: %w", p, err)
-		}
-		total += time.Duration(ns)
-	}
-	return total, nil
-}
-
 // apiBenchServerEnv selects the server process of BenchmarkAPIWrk: "api",
 // or "bare USER-ID" (the user the bare handler's fixed body names).
 const apiBenchServerEnv = "USIPIPO_API_BENCH_SERVER"
@@ -259,24 +234,10 @@ type benchProcess struct {
 // startAPIServerProcess runs this test binary as the server kind until the
 // benchmark ends.
 func startAPIServerProcess(b *testing.B, kind string) benchProcess {
-	cmd := exec.Command(os.Args[0], "-test.run=^TestAPIBenchServerProcess$", "-test.bench=^$")
-	cmd.Env = append(os.Environ(), apiBenchServerEnv+"="+kind)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { in.Close(); cmd.Wait() })
+	proc := benchproc.Start(b, os.Args[0], []string{"-test.run=^TestAPIBenchServerProcess$", "-test.bench=^$"}, apiBenchServerEnv+"="+kind)
 	kind, _, _ = strings.Cut(kind, " ")
-	p := benchProcess{pid: cmd.Process.Pid}
-	br := bufio.NewReader(out)
+	p := benchProcess{pid: proc.PID}
+	br := proc.Out
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
