@@ -26,6 +26,8 @@ type ProxySecrets struct {
 // (domain) and --public-host (host). An explicit domain wins; else the
 // public host if it is a DNS name; else dd secrets.
 func ChooseProxySecrets(domain, host string) ProxySecrets {
+	// A domain equal to the host is the host defaulted (config files may
+	// repeat it): judged as the host, below.
 	if d := normalDomain(domain); domain != "" && domain != host {
 		if mtproto.ValidCloakDomain(d) {
 			return ProxySecrets{FakeTLS: true, Domain: d, Why: fmt.Sprintf("ee (FakeTLS) MTProto secrets, cloaked as %s (--mtproto-domain)", d)}
@@ -33,7 +35,7 @@ func ChooseProxySecrets(domain, host string) ProxySecrets {
 		return ProxySecrets{Why: fmt.Sprintf("dd (padded intermediate) MTProto secrets: --mtproto-domain %q is not a DNS name a TLS client would send", domain)}
 	}
 	if d := normalDomain(host); mtproto.ValidCloakDomain(d) {
-		return ProxySecrets{FakeTLS: true, Domain: d, Why: fmt.Sprintf("ee (FakeTLS) MTProto secrets, cloaked as %s (--public-host; --mtproto-domain names another site)", d)}
+		return ProxySecrets{FakeTLS: true, Domain: d, Why: fmt.Sprintf("ee (FakeTLS) MTProto secrets, cloaked as %s (--public-host)", d)}
 	}
 	what := "--public-host is not set, so links carry this machine's address"
 	if _, err := netip.ParseAddr(host); err == nil {
