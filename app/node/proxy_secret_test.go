@@ -2,89 +2,27 @@ package node
 
 import (
 	"context"
-	"crypto/rsa"
 	"encoding/hex"
 	"fmt"
-	"net"
 	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/gotd/td/crypto"
-	"github.com/gotd/td/exchange"
-	"github.com/gotd/td/session"
-	"github.com/gotd/td/telegram"
-	"github.com/gotd/td/telegram/dcs"
-	"github.com/gotd/td/tg"
-	"github.com/gotd/td/tgtest"
-	"github.com/gotd/td/transport"
-
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/proxy/mtproto/mtprototest"
 )
-
-// fakeDC is gotd's test data centre on loopback, behind the obfuscated2
-// listener a real DC has.
-type fakeDC struct {
-	id   int
-	addr string
-	key  exchange.PublicKey
-}
-
-func startFakeDC(t *testing.T, ctx context.Context, id int) fakeDC {
-	t.Helper()
-	rsaKey, err := rsa.GenerateKey(crypto.DefaultRand(), crypto.RSAKeyBits)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := tgtest.NewDispatcher()
-	d.HandleFunc(tg.HelpGetConfigRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
-		return s.SendResult(req, &tg.Config{ThisDC: id, DCOptions: []tg.DCOption{{ID: id, IPAddress: "127.0.0.1", Port: 1}}})
-	})
-	d.HandleFunc(tg.HelpGetNearestDCRequestTypeID, func(s *tgtest.Server, req *tgtest.Request) error {
-		return s.SendResult(req, &tg.NearestDC{Country: "ZZ", ThisDC: id, NearestDC: id})
-	})
-	srv := tgtest.NewServer(exchange.PrivateKey{RSA: rsaKey}, tgtest.UnpackInvoke(d), tgtest.ServerOptions{DC: id})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go srv.Serve(ctx, transport.Listen(transport.ObfuscatedListener(ln)))
-	return fakeDC{id: id, addr: ln.Addr().String(), key: srv.Key()}
-}
 
 // viaProxy runs gotd's Telegram client through an MTProto proxy with a
 // secret as a tg://proxy link carries it (hex), and returns the DC that
 // answered help.getNearestDc.
-func viaProxy(ctx context.Context, proxy, secretHex string, dc fakeDC) (int, error) {
+func viaProxy(ctx context.Context, proxy, secretHex string, dc mtprototest.DC) (int, error) {
 	secret, err := hex.DecodeString(secretHex)
 	if err != nil {
 		return 0, err
 	}
-	resolver, err := dcs.MTProxy(proxy, secret, dcs.MTProxyOptions{})
-	if err != nil {
-		return 0, err
-	}
-	client := telegram.NewClient(1, "hash", telegram.Options{
-		Resolver:       resolver,
-		PublicKeys:     []telegram.PublicKey{dc.key},
-		DC:             dc.id,
-		DCList:         dcs.List{Options: []tg.DCOption{{ID: dc.id, IPAddress: "127.0.0.1", Port: 1}}},
-		SessionStorage: &session.StorageMemory{},
-		NoUpdates:      true,
-	})
-	var got int
-	err = client.Run(ctx, func(ctx context.Context) error {
-		n, err := client.API().HelpGetNearestDC(ctx)
-		if err != nil {
-			return err
-		}
-		got = n.ThisDC
-		return nil
-	})
-	return got, err
+	return mtprototest.Call(ctx, proxy, secret, dc)
 }
 
 // A node whose public host is an IP address hands out dd links, says why
@@ -95,7 +33,7 @@ func viaProxy(ctx context.Context, proxy, secretHex string, dc fakeDC) (int, err
 func TestMTProtoLinkKinds(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second) // RSA and DH under -race on a loaded machine
 	defer cancel()
-	dc := startFakeDC(t, ctx, 2)
+	dc := mtprototest.StartDC(t, ctx, 2)
 	for _, tc := range []struct {
 		name      string
 		args      []string
@@ -111,7 +49,7 @@ func TestMTProtoLinkKinds(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			mtAddr := freeTCPPort(t)
-			args := append([]string{"--mtproto-listen", mtAddr, "--mtproto-dc", fmt.Sprintf("%d=%s", dc.id, dc.addr),
+			args := append([]string{"--mtproto-listen", mtAddr, "--mtproto-dc", fmt.Sprintf("%d=%s", dc.ID, dc.Addr),
 				"--egress-allow", "127.0.0.1/32"}, tc.args...)
 			r := start(t, testConfig(t, filepath.Join(t.TempDir(), "data"), args...))
 			defer r.stop()
@@ -148,7 +86,7 @@ func TestMTProtoLinkKinds(t *testing.T) {
 				}
 			}
 			for _, s := range []string{secret, tc.otherKind(secret[2:34])} {
-				if got, err := viaProxy(ctx, mtAddr, s, dc); err != nil || got != dc.id {
+				if got, err := viaProxy(ctx, mtAddr, s, dc); err != nil || got != dc.ID {
 					t.Fatalf("secret %.2s…: reached DC %d, %v", s, got, err)
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/gotd/td/mtproxy/obfuscated2"
 
 	"github.com/usipipo/usipipo/app/plane"
+	"github.com/usipipo/usipipo/proxy/mtproto/mtprototest"
 	"github.com/usipipo/usipipo/proxy/mtproto/wire"
 )
 
@@ -104,10 +105,10 @@ func TestFastModeRelay(t *testing.T) {
 func TestEndToEndGotdFastMode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 150*time.Second) // RSA under -race on a loaded machine
 	defer cancel()
-	dcList := []fakeDC{startFakeDC(t, ctx, 1), startFakeDC(t, ctx, 5)}
+	dcList := []mtprototest.DC{mtprototest.StartDC(t, ctx, 1), mtprototest.StartDC(t, ctx, 5)}
 	dcs := map[int]string{}
 	for _, d := range dcList {
-		dcs[d.id] = d.addr
+		dcs[d.ID] = d.Addr
 	}
 	s := startProxy(t, Options{DCs: dcs, CloakDomain: "cloak.example", FastMode: true})
 	key := randKey(t)
@@ -117,9 +118,9 @@ func TestEndToEndGotdFastMode(t *testing.T) {
 	ee, _ := hex.DecodeString(FakeTLSSecret(key, "cloak.example"))
 	for _, secret := range [][]byte{append([]byte{0xdd}, key...), ee} {
 		for _, dc := range dcList {
-			got, err := callThrough(ctx, s.Addr().String(), secret, dc)
-			if err != nil || got != dc.id {
-				t.Fatalf("secret %x… via DC %d: got DC %d, %v", secret[:1], dc.id, got, err)
+			got, err := mtprototest.Call(ctx, s.Addr().String(), secret, dc)
+			if err != nil || got != dc.ID {
+				t.Fatalf("secret %x… via DC %d: got DC %d, %v", secret[:1], dc.ID, got, err)
 			}
 		}
 	}
