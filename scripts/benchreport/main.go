@@ -169,6 +169,8 @@ func main() {
 		{"MTProto: connections open in that run", "BenchmarkIdleMemory/conns=10000", "conns", "10,000"},
 		{"Outline: CPU of the Go clients and the sink per connection through ss-server (2 cores at 1.5× ss-server's rate leave a server 2e6/(1.5 × ss-server-conns/s) µs minus this)", "BenchmarkConnections", "ss-server-client-cpu-µs/conn", ""},
 		{"Outline: CPU of the Go clients and the sink per connection through usipipo", "BenchmarkConnections", "usipipo-client-cpu-µs/conn", ""},
+		{"Outline: ss-server's kernel time per connection (Go client path; no server spends less than the kernel's work for its two TCP connections)", "BenchmarkConnections", "ss-server-sys-µs/conn", ""},
+		{"Outline: usipipo's kernel time per connection (Go client path)", "BenchmarkConnections", "usipipo-sys-µs/conn", ""},
 		{"bot: button press end to end, 1 in flight, p50", "BenchmarkBotUpdates/inflight=1", "p50-ms", "< 5 ms"},
 		{"bot: button press end to end, 1 in flight, p99", "BenchmarkBotUpdates/inflight=1", "p99-ms", "< 50 ms"},
 		{"bot: updates/s at 64 in flight", "BenchmarkBotUpdates/inflight=64", "updates/s", "well over the Bot API's ~30/s"},

@@ -37,6 +37,7 @@ type contender struct {
 	ops  int
 	wall time.Duration
 	cpu  time.Duration
+	sys  time.Duration // the part of cpu spent in the kernel
 	// client is this process's CPU time over the contender's turns: the
 	// clients and the sink (ss-local runs apart and is not in it).
 	client time.Duration
@@ -53,6 +54,10 @@ func takeTurns(b *testing.B, cs []*contender, perRound, workers int) {
 				c = cs[len(cs)-1-i]
 			}
 			cpu0, err := serverCPU(c.pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sys0, err := serverSys(c.pid)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -75,6 +80,11 @@ func takeTurns(b *testing.B, cs []*contender, perRound, workers int) {
 				b.Fatal(err)
 			}
 			c.cpu += cpu1 - cpu0
+			sys1, err := serverSys(c.pid)
+			if err != nil {
+				b.Fatal(err)
+			}
+			c.sys += sys1 - sys0
 			c.ops += perRound
 		}
 	}
@@ -87,6 +97,14 @@ func serverCPU(pid int) (time.Duration, error) {
 		return 0, nil
 	}
 	return benchproc.CPU(pid)
+}
+
+// serverSys is the kernel's part of serverCPU.
+func serverSys(pid int) (time.Duration, error) {
+	if pid == 0 {
+		return 0, nil
+	}
+	return benchproc.SysCPU(pid)
 }
 
 // connectionTurns runs b.N connections against each contender, 8 at a
@@ -109,8 +127,10 @@ func serverCPU(pid int) (time.Duration, error) {
 // ss-server's rate (6,700-6,900/s when ss-server makes 4,500-4,600/s) two
 // cores leave a server 60-70 µs per connection, half of what ss-server
 // itself spends (115-140 µs, mostly kernel work for two TCP connections).
-// What a server can still win here is CPU per connection:
-// usipipo-cpu-µs/conn against ss-server-cpu-µs/conn.
+// ss-server's kernel time alone (ss-server-sys-µs/conn, 90-100 µs) is
+// more than that budget, so no server, however little user-space work it
+// did, could reach 1.5× on this machine. What a server can still win here
+// is CPU per connection: usipipo-cpu-µs/conn against ss-server-cpu-µs/conn.
 func connectionTurns(b *testing.B, target string, cs []*contender) {
 	relay := startRelayProcess(b, target)
 	cs = append(cs, &contender{name: "relay", pid: relay.pid, op: plainOp(relay.addr)},
@@ -121,6 +141,7 @@ func connectionTurns(b *testing.B, target string, cs []*contender) {
 		b.ReportMetric(float64(c.client)/float64(time.Microsecond)/float64(c.ops), c.name+"-client-cpu-µs/conn")
 		if c.pid != 0 {
 			b.ReportMetric(float64(c.cpu)/float64(time.Microsecond)/float64(c.ops), c.name+"-cpu-µs/conn")
+			b.ReportMetric(float64(c.sys)/float64(time.Microsecond)/float64(c.ops), c.name+"-sys-µs/conn")
 		}
 	}
 }
