@@ -276,6 +276,7 @@ func (s *Server) loop() {
 		if err := s.tick(); err != nil {
 			s.log.Warn("wireguard_enforce", "error", err.Error())
 		}
+		s.crossed.prune(time.Now())
 		// The firewall's counters cost a process: read every 5th tick;
 		// whether its rules are still the right ones, every 60th.
 		if ticks++; s.kern != nil && ticks%5 == 0 {

@@ -42,6 +42,9 @@ type socketBind struct {
 	// once, before the device opens the bind); false drops the message,
 	// which cannot be valid.
 	knock func(msg []byte, src netip.AddrPort) bool
+	// initiated hears of every handshake initiation the device sends, and
+	// where to (set once, like knock).
+	initiated func(dst netip.AddrPort)
 
 	mu     sync.Mutex
 	closed bool
@@ -235,6 +238,9 @@ func (b *socketBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	e, ok := ep.(endpoint)
 	if !ok {
 		return conn.ErrWrongEndpointType
+	}
+	if b.initiated != nil && len(bufs) == 1 && isInitiation(bufs[0]) {
+		b.initiated(e.ap) // the device sends its handshake messages alone
 	}
 	ua := net.UDPAddrFromAddrPort(e.ap)
 	if b.gso.Load() && len(bufs) > 1 {

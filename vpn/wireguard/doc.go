@@ -98,11 +98,12 @@
 // its client was last heard from and the server starts the handshake: the
 // client still holds the session the server dropped and would otherwise
 // retry only after ~15 s (resume.go). The greeting waits 300 ms and is
-// skipped if the client has started a handshake itself meanwhile; an
-// initiation the client sends after the greeting left is dropped at the
-// bind for up to 2 s, so that it answers the server's: two handshakes
-// crossing leave a reconnecting client without a session until its retry
-// 5 s later.
+// skipped if the client has started a handshake itself meanwhile. An
+// initiation from an address the server has just sent one to (a greeting,
+// or wireguard-go's own when a packet waits for a peer without a session)
+// is dropped at the bind for up to 2 s, so that the client answers the
+// server's: two handshakes crossing leave a reconnecting client without a
+// session until its retry 5 s later (crossing.go).
 //
 // Counters are the device's per-peer rx/tx bytes plus what earlier installs
 // of the same credential counted in this Server's life, so they never

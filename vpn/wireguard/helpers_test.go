@@ -148,9 +148,15 @@ func tdev2net(n *wgnetstack.Net) *wgnetstack.Net { return n }
 // handshake: what a client does when it reconnects.
 func (p *testPeer) connect(t testing.TB) {
 	t.Helper()
+	p.connectTo(t, p.srv.addr)
+}
+
+// connectTo is connect with the server's endpoint at ep.
+func (p *testPeer) connectTo(t testing.TB, ep netip.AddrPort) {
+	t.Helper()
 	spub, _ := base64.StdEncoding.DecodeString(p.srv.PublicKey())
 	cfg := fmt.Sprintf("public_key=%s\nremove=true\npublic_key=%s\npreshared_key=%s\nendpoint=%s\nallowed_ip=0.0.0.0/0\nallowed_ip=::/0\n",
-		hex.EncodeToString(spub), hex.EncodeToString(spub), hex.EncodeToString(p.sec.PSK), p.srv.addr)
+		hex.EncodeToString(spub), hex.EncodeToString(spub), hex.EncodeToString(p.sec.PSK), ep)
 	if err := p.dev.IpcSet(cfg); err != nil {
 		t.Fatal(err)
 	}

@@ -49,10 +49,10 @@ import (
 //     retries with the cookie 5 s later. Its proven initiations still
 //     draw on the source's budget, and over it are dropped.
 //
-// While greetings are due or stand (resume.go), initiations are examined
-// too: one from a client about to be greeted cancels its greeting, and one
-// from a greeted client's endpoint is dropped, so that the two handshakes
-// do not cross.
+// While greetings are due (resume.go), initiations are examined too: one
+// from a client about to be greeted cancels its greeting. One from an
+// address the server itself just sent an initiation to is dropped before
+// any examination, so that the two handshakes do not cross (crossing.go).
 //
 // Keeping the junk off the device keeps wireguard-go from going "under
 // load", where it would answer every client's first initiation with a
@@ -83,7 +83,7 @@ const (
 	knockLoad     = "load_limit"   // the overall budget was spent: passed on unexamined
 	knockWoken    = "woken"        // a parked peer was put back on the device
 	knockNotMine  = "not_parked"   // a valid initiation of a peer on the device (or unknown)
-	knockCrossing = "crossing"     // dropped: it would cross the server's greeting (resume.go)
+	knockCrossing = "crossing"     // dropped: it would cross the server's own initiation (crossing.go)
 )
 
 // sieve holds the knocks' budgets and the junky sources.
@@ -206,6 +206,10 @@ func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 		s.m.knocks[knockMAC1].Inc()
 		return false
 	}
+	if s.crossed.crosses(src, now) {
+		s.m.knocks[knockCrossing].Inc()
+		return false // the client answers the server's initiation instead (crossing.go)
+	}
 	if !sv.perSource.Allow(from) {
 		s.m.knocks[knockSource].Inc()
 		return !junky
@@ -222,9 +226,8 @@ func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 		sv.markJunk(from, now)
 		return false
 	}
-	if greeting && !s.greeted.initiated(key, src, now) {
-		s.m.knocks[knockCrossing].Inc()
-		return false // the client answers the server's greeting instead (resume.go)
+	if greeting {
+		s.greeted.initiated(key) // no greeting: the client is there (resume.go)
 	}
 	if !anyParked {
 		return true

@@ -77,124 +77,57 @@ func (s *Server) resumeLocked(p *peer, now time.Time, b *strings.Builder) {
 // greetDelay is how long a re-added peer's client has to start a handshake
 // itself (a client that reconnects does) before the server greets it; it
 // is well under TCP's first retransmission (1 s), so that the client's
-// retransmitted packets find the new session.
-//
-// Two handshakes crossing leave both sides without a session until the
-// client's retry 5 s later: each consumes the other's initiation, which
-// overwrites its own, and then refuses the response to it. So from the
-// re-add on, the knock (lazy.go) watches for the client's own initiation:
-// one seen before the greeting is due cancels it (as does one the device
-// has consumed: the peer's rx count, new with the device peer, is no
-// longer 0), and one from the greeted endpoint after the greeting left is
-// dropped while the greeting stands (crossWindow), so that the client
-// answers the server's instead. A client with a stale session sends only
-// transport packets, which neither can attribute to it, and is greeted.
+// retransmitted packets find the new session. From the re-add on, the
+// knock (lazy.go) watches for the client's own initiation: one seen before
+// the greeting is due cancels it, as does one the device has consumed (the
+// peer's rx count, new with the device peer, is no longer 0). A client with
+// a stale session sends only transport packets, which neither can
+// attribute to it, and is greeted. A greeting that crosses the client's
+// own initiation anyway is handled like any initiation of the server's
+// (crossing.go).
 const greetDelay = 300 * time.Millisecond
 
-// crossWindow is how long a greeting stands against the client's own
-// initiations: the answer comes within a round trip, so an initiation sent
-// before the client saw the greeting arrives within about as much (a slow
-// client's send, a long path). Past it, a client that answered the greeting
-// and then starts over (reconnects) is not held back; while it stands, such
-// a client waits for its retry (5 s).
-const crossWindow = 2 * time.Second
-
-// Phases of a greeting.
-const (
-	greetWatching  = iota // due at greetDelay
-	greetInitiated        // the client started a handshake itself: no greeting
-	greetSent             // the server's initiation left for ep at at
-)
-
-type greeting struct {
-	phase uint8
-	ep    netip.AddrPort
-	at    time.Time
-}
-
-// greetings are the pending and standing greetings by peer key. The knock
-// and greetStale change a greeting's phase under mu, so that an initiation
-// either cancels the greeting or, arriving after it left, is dropped.
+// greetings are the pending greetings by peer key: watching until
+// greetStale sends them, unless the knock saw the client initiate first.
+// Both change them under mu, so an initiation and a greeting never both go.
 type greetings struct {
 	n  atomic.Int32 // len(m), for the knock's fast path
 	mu sync.Mutex
-	m  map[[32]byte]*greeting
+	m  map[[32]byte]bool // true: the client initiated, no greeting
 }
 
 // watch registers keys whose greetings are due.
-func (g *greetings) watch(keys [][32]byte, now time.Time) {
+func (g *greetings) watch(keys [][32]byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.m == nil {
-		g.m = map[[32]byte]*greeting{}
+		g.m = map[[32]byte]bool{}
 	}
-	g.pruneLocked(now)
 	for _, k := range keys {
-		g.m[k] = &greeting{phase: greetWatching, at: now}
+		g.m[k] = false
 	}
 	g.n.Store(int32(len(g.m)))
 }
 
-// prune forgets the greetings that no longer stand, so that the knock
-// stops examining initiations for them.
-func (g *greetings) prune(now time.Time) {
+// initiated is the knock's word that key's client sent an initiation: its
+// greeting, if still due, is cancelled.
+func (g *greetings) initiated(key [32]byte) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.pruneLocked(now)
-	g.n.Store(int32(len(g.m)))
-}
-
-func (g *greetings) pruneLocked(now time.Time) {
-	for k, gr := range g.m {
-		if gr.phase == greetSent && now.Sub(gr.at) >= crossWindow {
-			delete(g.m, k)
-		}
+	if _, ok := g.m[key]; ok {
+		g.m[key] = true
 	}
 }
 
-// initiated is the knock's word that key's client sent an initiation from
-// src at now; false means drop it: it would cross the greeting sent there.
-func (g *greetings) initiated(key [32]byte, src netip.AddrPort, now time.Time) bool {
+// send forgets key's greeting and reports whether it is to be sent: it was
+// due and its client has not initiated meanwhile.
+func (g *greetings) send(key [32]byte) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	gr := g.m[key]
-	switch {
-	case gr == nil:
-		return true
-	case gr.phase == greetWatching:
-		gr.phase = greetInitiated
-		return true
-	case gr.phase == greetSent && now.Sub(gr.at) < crossWindow:
-		return unmapPort(gr.ep) != unmapPort(src)
-	}
-	return true
-}
-
-// send moves key's greeting to sent, towards ep, unless its client has
-// initiated meanwhile (false: no greeting).
-func (g *greetings) send(key [32]byte, ep netip.AddrPort, now time.Time) bool {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	gr := g.m[key]
-	if gr == nil || gr.phase != greetWatching {
-		delete(g.m, key)
-		g.n.Store(int32(len(g.m)))
-		return false
-	}
-	gr.phase, gr.ep, gr.at = greetSent, ep, now
-	return true
-}
-
-// drop forgets key's greeting.
-func (g *greetings) drop(key [32]byte) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
+	initiated, ok := g.m[key]
 	delete(g.m, key)
 	g.n.Store(int32(len(g.m)))
-}
-
-func unmapPort(a netip.AddrPort) netip.AddrPort {
-	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+	return ok && !initiated
 }
 
 // greetLocked schedules the handshakes resumeLocked queued, once the
@@ -212,7 +145,7 @@ func (s *Server) greetLocked(ok bool) {
 			raw = append(raw, p.key)
 		}
 	}
-	s.greeted.watch(raw, time.Now())
+	s.greeted.watch(raw)
 	time.AfterFunc(greetDelay, func() { s.greetStale(keys, at) })
 }
 
@@ -223,41 +156,40 @@ func (s *Server) greetLocked(ok bool) {
 func (s *Server) greetStale(keys []string, at time.Time) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.ctx.Err() != nil {
-		return // closing: the device may be gone
-	}
-	out, err := s.dev.IpcGet()
-	if err != nil {
-		return
-	}
-	dev, err := parseIpcGet(out)
-	if err != nil {
-		return
-	}
-	sent := false
+	raw := make(map[string]device.NoisePublicKey, len(keys))
 	for _, k := range keys {
 		var pk device.NoisePublicKey
-		if _, err := hex.Decode(pk[:], []byte(k)); err != nil {
-			continue
+		if _, err := hex.Decode(pk[:], []byte(k)); err == nil {
+			raw[k] = pk
 		}
-		d, ok := dev[k]
-		if !ok || d.handshake.After(at) || d.rx > 0 {
-			s.greeted.drop(pk)
+	}
+	dev, ok := s.devicePeersLocked()
+	for k, pk := range raw {
+		due := s.greeted.send(pk) // forgets the greeting in any case
+		d, there := dev[k]
+		if !ok || !due || !there || d.handshake.After(at) || d.rx > 0 {
 			continue
 		}
 		dp := s.dev.LookupPeer(pk)
-		if dp == nil || !s.greeted.send(pk, d.endpoint, time.Now()) {
-			s.greeted.drop(pk)
+		if dp == nil {
 			continue
 		}
 		if err := dp.SendHandshakeInitiation(false); err != nil {
 			s.log.Debug("wireguard_resume", "error", err.Error())
-			s.greeted.drop(pk)
-			continue
 		}
-		sent = true
 	}
-	if sent {
-		time.AfterFunc(crossWindow, func() { s.greeted.prune(time.Now()) })
+}
+
+// devicePeersLocked is the device's peers as IpcGet tells them; false when
+// the server is closing (the device may be gone) or the read failed.
+func (s *Server) devicePeersLocked() (map[string]devPeer, bool) {
+	if s.ctx.Err() != nil {
+		return nil, false
 	}
+	out, err := s.dev.IpcGet()
+	if err != nil {
+		return nil, false
+	}
+	dev, err := parseIpcGet(out)
+	return dev, err == nil
 }

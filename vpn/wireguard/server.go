@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun"
@@ -48,6 +49,7 @@ type Server struct {
 	inits      *initiations
 	sieve      *sieve
 	greeted    greetings // handshakes the server starts with re-added peers (resume.go)
+	crossed    crossings // where the device sent initiations (crossing.go)
 
 	// fmu guards fclosed; fwg counts flow goroutines.
 	fmu     sync.Mutex
@@ -103,6 +105,7 @@ func (s *Server) start() error {
 		return err
 	}
 	bind.knock = s.knock
+	bind.initiated = func(dst netip.AddrPort) { s.crossed.sent(dst, time.Now()) }
 	s.dev = device.NewDevice(tdev, bind, s.deviceLogger())
 	if err := s.dev.IpcSet("private_key=" + hex.EncodeToString(s.o.PrivateKey) + "\n"); err != nil {
 		s.dev.Close()
