@@ -120,13 +120,21 @@ func (e *Endpoint) ReadBatch(bufs [][]byte, sizes []int, offset int) (int, bool)
 	e.notFull.Broadcast()
 	e.mu.Unlock()
 
+	// With several packets in one Read, runs of one flow may be re-packed,
+	// which sums their segments anew: cut segments are summed only after.
+	join := len(takes) > 1
+	var unsummed [maxBatch]bool
 	count := 0
 	for _, t := range takes {
-		count += t.copyOut(bufs[count:count+t.n], sizes[count:count+t.n], offset)
+		n, cut := t.copyOut(bufs[count:count+t.n], sizes[count:count+t.n], offset, !join)
+		for i := range n {
+			unsummed[count+i] = cut && join
+		}
+		count += n
 		t.pkt.DecRef()
 	}
-	if len(takes) > 1 {
-		joinRuns(bufs, sizes, offset, count)
+	if join {
+		joinRuns(bufs, sizes, offset, count, unsummed[:count])
 	}
 	return count, true
 }
@@ -138,29 +146,31 @@ type take struct {
 }
 
 // copyOut writes the taken segments into bufs[i][offset:] and returns how
-// many it wrote (less than t.n only if a packet did not fit, and was dropped).
-func (t take) copyOut(bufs [][]byte, sizes []int, offset int) int {
+// many it wrote (less than t.n only if a packet did not fit, and was
+// dropped), and whether they were cut from a host-GSO packet: their TCP
+// checksums are then left to sumTCP unless sum.
+func (t take) copyOut(bufs [][]byte, sizes []int, offset int, sum bool) (n int, cut bool) {
 	if mss, payload, ok := tcpGSO(t.pkt); ok {
 		hdr := t.pkt.Size() - payload
 		dsts := make([][]byte, 0, maxBatch)
 		for _, b := range bufs {
 			if len(b)-offset < hdr+mss {
-				return 0
+				return 0, true
 			}
 			dsts = append(dsts, b[offset:])
 		}
-		writeSegments(t.pkt, t.first, dsts, sizes)
-		return len(dsts)
+		writeSegments(t.pkt, t.first, dsts, sizes, sum)
+		return len(dsts), true
 	}
 	if t.pkt.Size() > len(bufs[0])-offset {
-		return 0
+		return 0, false
 	}
 	w := offset
 	for _, s := range t.pkt.AsSlices() {
 		w += copy(bufs[0][w:], s)
 	}
 	sizes[0] = w - offset
-	return 1
+	return 1, false
 }
 
 // Inject hands one inbound IP packet to the stack.

@@ -24,13 +24,26 @@ import "encoding/binary"
 // had it built the whole run now, when it leaves: the acknowledgement and
 // window are its current ones, and TSval stays non-decreasing along the
 // stream (no later packet carries an older one).
-func joinRuns(bufs [][]byte, sizes []int, offset, count int) {
+//
+// Packets marked in unsummed (cut segments whose TCP checksum is still to
+// be made) get it here: re-packed ones as they are packed, the others
+// after.
+func joinRuns(bufs [][]byte, sizes []int, offset, count int, unsummed []bool) {
 	for i := 0; i < count; {
 		j, mss, repack := runAt(bufs, sizes, offset, i, count)
 		if repack {
 			pack(bufs, sizes, offset, i, j, mss)
+			clear(unsummed[i:j])
 		}
 		i = j
+	}
+	for i, u := range unsummed {
+		if u && sizes[i] > 0 {
+			p := bufs[i][offset : offset+sizes[i]]
+			if tp, ok := tcpHeader(p); ok {
+				sumTCP(p, tp)
+			}
+		}
 	}
 }
 

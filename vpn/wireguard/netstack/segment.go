@@ -80,9 +80,10 @@ func (r *packetReader) copyAt(dst []byte, off int) {
 
 // writeSegments writes segments first..first+len(dsts)-1 of the host-GSO
 // TCP packet pkt into dsts[i] (each large enough), with their IP lengths,
-// IPv4 IDs and header checksums, TCP sequence numbers, flags and full TCP
-// checksums set. It returns each segment's size in sizes.
-func writeSegments(pkt *stack.PacketBuffer, first int, dsts [][]byte, sizes []int) {
+// IPv4 IDs and header checksums, TCP sequence numbers and flags set, and
+// their full TCP checksums too if sum (otherwise the caller finishes them
+// with sumTCP). It returns each segment's size in sizes.
+func writeSegments(pkt *stack.PacketBuffer, first int, dsts [][]byte, sizes []int, sum bool) {
 	mss, payload, _ := tcpGSO(pkt)
 	nh, th := len(pkt.NetworkHeader().Slice()), len(pkt.TransportHeader().Slice())
 	hdr := nh + th
@@ -109,7 +110,11 @@ func writeSegments(pkt *stack.PacketBuffer, first int, dsts [][]byte, sizes []in
 		if seg != 0 {
 			t[13] &^= tcpCWR
 		}
-		finishSegment(p, nh)
+		if sum {
+			finishSegment(p, nh)
+		} else {
+			setLengths(p, nh)
+		}
 		sizes[i] = len(p)
 	}
 }
@@ -117,14 +122,30 @@ func writeSegments(pkt *stack.PacketBuffer, first int, dsts [][]byte, sizes []in
 // finishSegment sets the IP length, the IPv4 header checksum and the TCP
 // checksum of the TCP segment p, whose TCP header is at tp.
 func finishSegment(p []byte, tp int) {
-	var pseudo uint16
+	setLengths(p, tp)
+	sumTCP(p, tp)
+}
+
+// setLengths sets the IP length and the IPv4 header checksum of the TCP
+// segment p, whose TCP header is at tp.
+func setLengths(p []byte, tp int) {
 	if p[0]>>4 == 4 {
 		binary.BigEndian.PutUint16(p[2:], uint16(len(p)))
 		p[10], p[11] = 0, 0
 		checksum.Put(p[10:], ^checksum.Checksum(p[:tp], 0))
-		pseudo = checksum.Checksum(p[12:20], 0)
 	} else {
 		binary.BigEndian.PutUint16(p[4:], uint16(len(p)-40))
+	}
+}
+
+// sumTCP sets the TCP checksum of the segment p (IP length set), whose
+// TCP header is at tp: over the payload, the costliest pass of cutting a
+// packet, so it is made once, after any re-packing (joinRuns).
+func sumTCP(p []byte, tp int) {
+	var pseudo uint16
+	if p[0]>>4 == 4 {
+		pseudo = checksum.Checksum(p[12:20], 0)
+	} else {
 		pseudo = checksum.Checksum(p[8:40], 0)
 	}
 	t := p[tp:]
