@@ -1,6 +1,7 @@
 package outline
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/rand"
 	"encoding/hex"
@@ -150,5 +151,60 @@ func TestDeriverMatchesHKDF(t *testing.T) {
 			d.wipe()
 			d.reset(salt)
 		}
+	}
+}
+
+// TestStreamReadsBufferedChunks: over a buffering reader, one Read opens
+// every whole chunk already buffered that fits, and stops at one only half
+// arrived; over a plain reader it returns a chunk at a time. A chunk that
+// does not authenticate after good ones fails the next Read, not the bytes
+// before it.
+func TestStreamReadsBufferedChunks(t *testing.T) {
+	c, _ := NewCipher(DefaultMethod, "pw")
+	salt := make([]byte, c.SaltSize())
+	rand.Read(salt)
+	var wire bytes.Buffer
+	w, _ := NewStreamWriter(&wire, c, salt)
+	for _, n := range []int{100, 200, 300} {
+		w.Write(bytes.Repeat([]byte{byte(n)}, n))
+	}
+	stream := wire.Bytes()
+	chunk := func(n int) int { return lenChunkSize + n + tagSize }
+	whole := c.SaltSize() + chunk(100) + chunk(200) // and half of the third
+	pr, pw := io.Pipe()
+	go func() {
+		pw.Write(stream[:whole+chunk(300)/2])
+		pw.Write(stream[whole+chunk(300)/2:])
+		pw.Close()
+	}()
+	br := bufio.NewReaderSize(pr, 4096)
+	r, err := NewStreamReader(br, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := make([]byte, 2*maxPayload)
+	if n, err := r.Read(p); n != 300 || err != nil {
+		t.Fatalf("first read: %d bytes, %v; want the two buffered chunks, 300", n, err)
+	}
+	if n, err := r.Read(p); n != 300 || err != nil || p[0] != byte(300%256) {
+		t.Fatalf("second read: %d bytes, %v; want the third chunk", n, err)
+	}
+	if _, err := r.Read(p); err != io.EOF {
+		t.Fatalf("at the end: %v", err)
+	}
+
+	r, _ = NewStreamReader(bytes.NewReader(stream), c)
+	if n, _ := r.Read(p); n != 100 {
+		t.Fatalf("over a plain reader: %d bytes, want one chunk", n)
+	}
+
+	bad := append([]byte(nil), stream...)
+	bad[c.SaltSize()+chunk(100)+chunk(200)+lenChunkSize] ^= 1 // the third payload
+	r, _ = NewStreamReader(bufio.NewReader(bytes.NewReader(bad)), c)
+	if n, err := r.Read(p); n != 300 || err != nil {
+		t.Fatalf("good chunks before a bad one: %d bytes, %v", n, err)
+	}
+	if _, err := r.Read(p); err != ErrAuth {
+		t.Fatalf("the bad chunk: %v, want ErrAuth", err)
 	}
 }

@@ -100,7 +100,9 @@ type Server struct {
 
 // relayBufs are the buffers of one relayed TCP connection.
 type relayBufs struct {
-	up, down []byte // plaintext copy buffers, one chunk each
+	// up holds the chunks one read from the client brings (in holds two),
+	// down one chunk.
+	up, down []byte
 	rd, wr   []byte // the stream reader's and writer's sealed chunk
 	// in batches the client's small length chunks and large payload chunks
 	// into few reads.
@@ -111,7 +113,7 @@ type relayBufs struct {
 }
 
 func newRelayBufs() any {
-	return &relayBufs{up: make([]byte, maxPayload), down: make([]byte, maxPayload),
+	return &relayBufs{up: make([]byte, 2*maxPayload), down: make([]byte, maxPayload),
 		rd: make([]byte, maxPayload+tagSize), wr: make([]byte, 0, maxSaltSize+lenChunkSize+maxPayload+tagSize),
 		in: bufio.NewReaderSize(nil, 2*(maxPayload+tagSize+lenChunkSize))}
 }

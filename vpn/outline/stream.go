@@ -63,20 +63,13 @@ func openLength(aead cipher.AEAD, nonce []byte, sealed []byte) (int, error) {
 
 // readChunk reads and opens the next chunk into s.left.
 func (s *StreamReader) readChunk() error {
+	if s.pending < 0 {
+		if err := s.readLength(); err != nil {
+			return err
+		}
+	}
 	n := s.pending
 	s.pending = -1
-	if n < 0 {
-		// lb lives in s: a local array would escape to the heap through
-		// io.ReadFull, one allocation per chunk.
-		if _, err := io.ReadFull(s.r, s.lb[:]); err != nil {
-			return err
-		}
-		var err error
-		if n, err = openLength(s.aead, s.nonce[:], s.lb[:]); err != nil {
-			return err
-		}
-		increment(s.nonce[:])
-	}
 	if s.buf == nil {
 		s.buf = make([]byte, maxPayload+tagSize)
 	}
@@ -93,6 +86,42 @@ func (s *StreamReader) readChunk() error {
 	return nil
 }
 
+// readLength reads and opens the next length chunk into s.pending.
+func (s *StreamReader) readLength() error {
+	// lb lives in s: a local array would escape to the heap through
+	// io.ReadFull, one allocation per chunk.
+	if _, err := io.ReadFull(s.r, s.lb[:]); err != nil {
+		return err
+	}
+	n, err := openLength(s.aead, s.nonce[:], s.lb[:])
+	if err != nil {
+		return err
+	}
+	increment(s.nonce[:])
+	s.pending = n
+	return nil
+}
+
+// buffered is a reader that tells how many bytes it can return without
+// waiting (bufio.Reader).
+type buffered interface{ Buffered() int }
+
+// chunkWaiting reports whether the whole next chunk can be read from b
+// without waiting, opening its length if that much is there. An error is
+// kept for the next Read.
+func (s *StreamReader) chunkWaiting(b buffered) bool {
+	if s.pending < 0 {
+		if b.Buffered() < lenChunkSize {
+			return false
+		}
+		if err := s.readLength(); err != nil {
+			s.err = err
+			return false
+		}
+	}
+	return b.Buffered() >= s.pending+tagSize
+}
+
 // unexpected turns a clean EOF in the middle of a chunk into an error.
 func unexpected(err error) error {
 	if err == io.EOF {
@@ -101,22 +130,32 @@ func unexpected(err error) error {
 	return err
 }
 
-// Read returns decrypted bytes. A zero-length chunk is skipped.
+// Read returns decrypted bytes. A zero-length chunk is skipped. Over a
+// reader that buffers (the server's), Read goes on opening the chunks
+// already buffered while p has room for a whole one, so that a relay
+// writes what one socket read brought in one piece, not chunk by chunk.
 func (s *StreamReader) Read(p []byte) (int, error) {
 	for len(s.left) == 0 {
 		if s.err != nil {
 			return 0, s.err
 		}
 		if err := s.readChunk(); err != nil {
-			if err == io.EOF && s.pending >= 0 {
-				err = io.ErrUnexpectedEOF
-			}
 			s.err = err
 			return 0, err
 		}
 	}
 	n := copy(p, s.left)
 	s.left = s.left[n:]
+	b, ok := s.r.(buffered)
+	for ok && len(s.left) == 0 && s.err == nil && len(p)-n >= maxPayload && s.chunkWaiting(b) {
+		if err := s.readChunk(); err != nil {
+			s.err = err
+			break
+		}
+		c := copy(p[n:], s.left)
+		n += c
+		s.left = s.left[c:]
+	}
 	return n, nil
 }
 

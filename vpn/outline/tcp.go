@@ -148,6 +148,15 @@ func (p *prefixReader) Read(b []byte) (int, error) {
 	return p.r.Read(b)
 }
 
+// Buffered is how much Read can return without waiting.
+func (p *prefixReader) Buffered() int {
+	n := len(p.rest)
+	if b, ok := p.r.(buffered); ok {
+		n += b.Buffered()
+	}
+	return n
+}
+
 // drain reads and discards until the peer closes or the deadline passes.
 func drain(c net.Conn) { io.Copy(io.Discard, c) }
 
