@@ -7,36 +7,18 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/usipipo/usipipo/app/apptest"
 )
 
-// testClock is an injected clock the test moves by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
-func newScheduler(t *testing.T, keep int, every time.Duration) (*Scheduler, *testClock, *metrics.Set, string) {
+func newScheduler(t *testing.T, keep int, every time.Duration) (*Scheduler, *apptest.Clock, *metrics.Set, string) {
 	t.Helper()
 	st := newStore(t)
 	addUsers(t, st, newIDs(9), 10)
-	clock := &testClock{now: epoch}
+	clock := apptest.NewClock(epoch)
 	set := metrics.NewSet()
 	dir := filepath.Join(t.TempDir(), "backups")
 	s, err := NewScheduler(SchedulerOptions{Store: st, DataKey: newKey(t), PassKey: passKey(t), Dir: dir,

@@ -4,17 +4,16 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/apptest"
 	"github.com/usipipo/usipipo/app/bot/bottest"
 	"github.com/usipipo/usipipo/app/pay"
 	"github.com/usipipo/usipipo/store"
-	"github.com/usipipo/usipipo/store/cache"
 	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/store/model"
 )
@@ -57,22 +56,10 @@ func newWorld(t testing.TB) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(w.qva.Close)
-	if w.dk, err = keyring.GenerateKey(rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	w.st, err = store.Open(store.Options{Path: filepath.Join(t.TempDir(), "usipipo.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Options{MaxBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w.app, err = app.New(app.Options{Store: w.st, DataKey: w.dk, Cache: c, Node: "n1", AdminIDs: []int64{adminTG},
-		Ends: app.Endpoints{PublicHost: "vpn.example.net", WGPort: 51820, WGPublicKey: "c2VydmVyc2VydmVyc2VydmVyc2VydmVyc2VydmVyMDA=", SSPort: 8388, MTProtoPort: 443}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The bot's tests run on the real time (Now nil: time.Now), as the
+	// payment service beside it does.
+	n := apptest.New(t, func(o *app.Options) { o.AdminIDs, o.Now = []int64{adminTG}, nil })
+	w.st, w.app, w.dk = n.Store, n.Svc, n.DataKey
 	w.pay, err = pay.New(pay.Options{Store: w.st, DataKey: w.dk, BotToken: testToken, BotAPIURL: w.api.URL, QvaPayURL: w.qva.URL,
 		AdminChats: []int64{adminTG}})
 	if err != nil {
@@ -84,14 +71,7 @@ func newWorld(t testing.TB) *world {
 	w.signKey = make([]byte, 32)
 	rand.Read(w.signKey)
 	w.newBot()
-	t.Cleanup(func() {
-		w.pay.Close()
-		if err := w.st.Check(); err != nil {
-			t.Errorf("store check: %v", err)
-		}
-		w.st.Close()
-		c.Close()
-	})
+	t.Cleanup(func() { w.pay.Close() })
 	return w
 }
 

@@ -94,8 +94,8 @@ func TestBackupUnderLoadRestoresOnFreshMachine(t *testing.T) {
 	if string(oldKey) == string(newKey) {
 		t.Fatal("the fresh data dir reused the old node key")
 	}
-	_, stopFresh := startNodeOn(t, fresh)
-	defer stopFresh()
+	restored := runNode(t, fresh)
+	defer restored.stop()
 	cl := admin.NewClient(filepath.Join(fresh, "admin.sock"))
 	for _, id := range before {
 		if err := cl.Call(context.Background(), "user.show", admin.Target{ID: id}, nil); err != nil {

@@ -24,16 +24,24 @@ func runCLI(t *testing.T, env map[string]string, args ...string) (int, string, s
 	return code, out.String(), errb.String()
 }
 
-// startNode runs a node on a temp data dir with every listener on port 0.
-func startNode(t *testing.T) (data string, stop func()) {
-	t.Helper()
-	return startNodeOn(t, filepath.Join(t.TempDir(), "data"))
+// testNode is a node the CLI under test talks to.
+type testNode struct {
+	*node.Node
+	data string
+	logs *bytes.Buffer // the node's log; read it only after stop
+	stop func()        // stops the node; runs at the latest when the test ends
 }
 
-func startNodeOn(t *testing.T, data string) (string, func()) {
+// runNode runs a node on the data dir data (a fresh temp dir if "") with
+// every listener on port 0 and the extra flags, and returns once it has
+// started.
+func runNode(t *testing.T, data string, extra ...string) *testNode {
 	t.Helper()
-	cfg, err := config.Parse([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0", "--wg-mode", "netstack",
-		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0"}, nil)
+	if data == "" {
+		data = filepath.Join(t.TempDir(), "data")
+	}
+	cfg, err := config.Parse(append([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0", "--wg-mode", "netstack",
+		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0"}, extra...), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,27 +49,42 @@ func startNodeOn(t *testing.T, data string) (string, func()) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	tn := &testNode{data: data, logs: &bytes.Buffer{}}
 	started := make(chan struct{})
 	var once sync.Once
 	done := make(chan error, 1)
-	var logs bytes.Buffer
 	go func() {
-		done <- node.Run(ctx, cfg, node.Options{Version: "test", Logs: &logs, Terminal: &bytes.Buffer{},
-			Started: func(*node.Node) { once.Do(func() { close(started) }) }})
+		done <- node.Run(ctx, cfg, node.Options{Version: "test", Logs: tn.logs, Terminal: &bytes.Buffer{},
+			Started: func(n *node.Node) { once.Do(func() { tn.Node = n; close(started) }) }})
 	}()
 	select {
 	case <-started:
 	case err := <-done:
-		t.Fatalf("node did not start: %v\n%s", err, logs.String())
+		cancel()
+		t.Fatalf("node did not start: %v\n%s", err, tn.logs.String())
 	case <-time.After(20 * time.Second):
+		cancel()
 		t.Fatal("node did not start in 20 s")
 	}
-	return data, func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node stopped with %v", err)
-		}
+	var stopOnce sync.Once
+	tn.stop = func() {
+		stopOnce.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("node stopped with %v", err)
+			}
+		})
 	}
+	t.Cleanup(tn.stop)
+	return tn
+}
+
+// startNode runs a node on a fresh data dir and returns the dir and what
+// stops the node.
+func startNode(t *testing.T) (data string, stop func()) {
+	t.Helper()
+	n := runNode(t, "")
+	return n.data, n.stop
 }
 
 func TestAdminVerbsAgainstRunningNode(t *testing.T) {

@@ -1,22 +1,16 @@
 package cli
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/usipipo/usipipo/app"
-	"github.com/usipipo/usipipo/app/config"
-	"github.com/usipipo/usipipo/app/node"
 )
 
 // TestProxyFreeThroughNode: a node started with --shadowmere-url fetches
@@ -46,7 +40,7 @@ func TestProxyFreeThroughNode(t *testing.T) {
 	}))
 	defer sm.Close()
 
-	data := startNodeWith(t, "--shadowmere-url", sm.URL+"/api/sub", "--egress-allow", "127.0.0.1/32")
+	data := runNode(t, "", "--shadowmere-url", sm.URL+"/api/sub", "--egress-allow", "127.0.0.1/32").data
 	env := map[string]string{"USIPIPO_DATA": data}
 	var got []app.FreeProxy
 	for deadline := time.Now().Add(10 * time.Second); len(got) < 2; time.Sleep(50 * time.Millisecond) {
@@ -72,47 +66,8 @@ func TestProxyFreeThroughNode(t *testing.T) {
 		t.Fatalf("bad country: %d %q", code, errs)
 	}
 
-	off := startNodeWith(t)
+	off := runNode(t, "").data
 	if code, _, errs := runCLI(t, map[string]string{"USIPIPO_DATA": off}, "proxy", "free"); code != 1 || !strings.Contains(errs, "--shadowmere-url") {
 		t.Fatalf("node without a list: %d %q", code, errs)
 	}
-}
-
-// startNodeWith runs a node on a temp data dir, every listener on port 0,
-// with extra flags; it stops when the test ends.
-func startNodeWith(t *testing.T, extra ...string) string {
-	t.Helper()
-	data := filepath.Join(t.TempDir(), "data")
-	args := append([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0", "--wg-mode", "netstack",
-		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0"}, extra...)
-	cfg, err := config.Parse(args, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		done <- node.Run(ctx, cfg, node.Options{Version: "test", Logs: &logs, Terminal: &bytes.Buffer{},
-			Started: func(*node.Node) { once.Do(func() { close(started) }) }})
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("node did not start: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("node did not start in 20 s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node stopped with %v", err)
-		}
-	})
-	return data
 }

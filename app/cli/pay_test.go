@@ -7,14 +7,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/usipipo/usipipo/app"
 	"github.com/usipipo/usipipo/app/bot/bottest"
-	"github.com/usipipo/usipipo/app/config"
-	"github.com/usipipo/usipipo/app/node"
 	"github.com/usipipo/usipipo/app/pay"
 )
 
@@ -28,33 +24,8 @@ func TestPayQvaPayVerbSetsWorkingCredentials(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer qva.Close()
-	data := filepath.Join(t.TempDir(), "data")
-	cfg, err := config.Parse([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0", "--wg-mode", "netstack",
-		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0",
-		"--qvapay-url", qva.URL}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var n *node.Node
-	started := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		done <- node.Run(ctx, cfg, node.Options{Version: "test", Logs: &logs, Terminal: &bytes.Buffer{},
-			Started: func(x *node.Node) { once.Do(func() { n = x; close(started) }) }})
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("node did not start: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("node did not start in 20 s")
-	}
+	n := runNode(t, "", "--qvapay-url", qva.URL)
+	ctx, data := context.Background(), n.data
 	env := map[string]string{"USIPIPO_DATA": data}
 
 	u, err := n.Service.RegisterUser(ctx, app.ActorCLI, app.NewUser{TelegramID: 4242})
@@ -101,15 +72,12 @@ func TestPayQvaPayVerbSetsWorkingCredentials(t *testing.T) {
 		t.Fatalf("invoice with the credentials set by the CLI: %+v %v", inv, err)
 	}
 
-	cancel()
-	if err := <-done; err != nil {
-		t.Errorf("node stopped with %v", err)
-	}
+	n.stop()
 	db, err := os.ReadFile(filepath.Join(data, "usipipo.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(db, []byte(secret)) || strings.Contains(logs.String(), secret) {
+	if bytes.Contains(db, []byte(secret)) || strings.Contains(n.logs.String(), secret) {
 		t.Fatal("the QvaPay secret is in the database file or the logs in clear")
 	}
 }

@@ -1,67 +1,23 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/usipipo/usipipo/app"
-	"github.com/usipipo/usipipo/app/config"
-	"github.com/usipipo/usipipo/app/node"
 	"github.com/usipipo/usipipo/store"
 )
-
-// startNodeFor runs a node like startNode and also returns it, for tests
-// that set state up through the service layer.
-func startNodeFor(t *testing.T) (*node.Node, string) {
-	t.Helper()
-	data := filepath.Join(t.TempDir(), "data")
-	cfg, err := config.Parse([]string{"--data", data, "--http", "127.0.0.1:0", "--wg-listen", "127.0.0.1:0", "--wg-mode", "netstack",
-		"--ss-listen", "127.0.0.1:0", "--mtproto-listen", "127.0.0.1:0", "--public-host", "vpn.test", "--backup-every", "0"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cfg.Validate(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var n *node.Node
-	started := make(chan struct{})
-	var once sync.Once
-	done := make(chan error, 1)
-	var logs bytes.Buffer
-	go func() {
-		done <- node.Run(ctx, cfg, node.Options{Version: "test", Logs: &logs, Terminal: &bytes.Buffer{},
-			Started: func(x *node.Node) { once.Do(func() { n = x; close(started) }) }})
-	}()
-	select {
-	case <-started:
-	case err := <-done:
-		t.Fatalf("node did not start: %v\n%s", err, logs.String())
-	case <-time.After(20 * time.Second):
-		t.Fatal("node did not start in 20 s")
-	}
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node stopped with %v", err)
-		}
-	})
-	return n, data
-}
 
 // `usipipo admin reset-totp` turns a locked-out admin's second factor off
 // on the running node: the password alone logs in again, and the audit
 // trail says the CLI did it.
 func TestAdminResetTOTPVerb(t *testing.T) {
-	n, data := startNodeFor(t)
-	env := map[string]string{"USIPIPO_DATA": data}
+	n := runNode(t, "")
+	env := map[string]string{"USIPIPO_DATA": n.data}
 	ctx, svc := context.Background(), n.Service
 	otp, err := svc.ResetAdminPassword(ctx, app.ActorCLI, app.DefaultAdmin)
 	if err != nil {

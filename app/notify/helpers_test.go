@@ -5,45 +5,27 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"net"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/apptest"
 	"github.com/usipipo/usipipo/store"
-	"github.com/usipipo/usipipo/store/cache"
 	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/store/model"
 )
 
-// clock is a settable test clock for the notifier's business time (expiry,
-// report days); the limiter always runs on real time.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Set(t time.Time) {
-	c.mu.Lock()
-	c.t = t
-	c.mu.Unlock()
-}
-
 // env is a real store and service layer in a temp dir, with a fake Bot API.
+// Its clock is the notifier's business time (expiry, report days); the
+// limiter always runs on real time.
 type env struct {
 	t     testing.TB
 	st    *store.Store
 	svc   *app.Service
 	dk    keyring.Key
-	clock *clock
+	clock *apptest.Clock
 	bot   *fakeBot
 	dir   string
 }
@@ -56,32 +38,10 @@ func testLimits() Limits {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	dir := t.TempDir()
-	st, err := store.Open(store.Options{Path: filepath.Join(dir, "usipipo.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Options{MaxBytes: 4 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dk, err := keyring.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)}
-	svc, err := app.New(app.Options{Store: st, DataKey: dk, Cache: c, Node: "n1", Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := st.Check(); err != nil {
-			t.Errorf("store check: %v", err)
-		}
-		st.Close()
-		c.Close()
-	})
-	return &env{t: t, st: st, svc: svc, dk: dk, clock: clk, bot: newFakeBot(t, testLimits().RetryUnit), dir: dir}
+	// No public endpoints, as before: nothing here renders a client config.
+	n := apptest.New(t, func(o *app.Options) { o.Ends = app.Endpoints{} })
+	n.Clock.Set(time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC))
+	return &env{t: t, st: n.Store, svc: n.Svc, dk: n.DataKey, clock: n.Clock, bot: newFakeBot(t, testLimits().RetryUnit), dir: n.Dir}
 }
 
 // notifier builds a Notifier on the env; opts may adjust the options.

@@ -4,31 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"path/filepath"
-	"sync"
 	"testing"
-	"time"
 
+	"github.com/usipipo/usipipo/app/apptest"
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/store/model"
 )
-
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 const adminChat = 42
 
@@ -38,7 +20,7 @@ type world struct {
 	svc   *Service
 	bot   *fakeBot
 	qva   *fakeQva
-	clock *clock
+	clock *apptest.Clock
 	dk    keyring.Key
 	path  string
 	plan  *model.Plan
@@ -49,7 +31,7 @@ func ctx() context.Context { return context.Background() }
 
 func newWorld(t testing.TB) *world {
 	t.Helper()
-	w := &world{t: t, bot: newFakeBot(t), qva: newFakeQva(t), clock: &clock{t: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)}}
+	w := &world{t: t, bot: newFakeBot(t), qva: newFakeQva(t), clock: apptest.NewClock(apptest.Start())}
 	var err error
 	if w.dk, err = keyring.GenerateKey(rand.Reader); err != nil {
 		t.Fatal(err)

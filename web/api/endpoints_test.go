@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/apptest"
 	"github.com/usipipo/usipipo/store/model"
 )
 
@@ -366,7 +367,7 @@ func TestIdempotency(t *testing.T) {
 
 func TestIdempotencyBounded(t *testing.T) {
 	t.Parallel()
-	c := &clock{}
+	c := &apptest.Clock{}
 	s := newIdemStore(3, 10, c.Now, nil)
 	for i := 0; i < 5; i++ {
 		k := fmt.Sprint(i)

@@ -3,13 +3,11 @@ package api
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -22,30 +20,11 @@ import (
 	"github.com/getkin/kin-openapi/routers/gorillamux"
 
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/apptest"
 	"github.com/usipipo/usipipo/store"
-	"github.com/usipipo/usipipo/store/cache"
-	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/store/model"
 	"github.com/usipipo/usipipo/web"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 // testAPI is a node's service layer, web server and API on 127.0.0.1:0
 // with a real store.
@@ -53,7 +32,7 @@ type testAPI struct {
 	t      *testing.T
 	svc    *app.Service
 	st     *store.Store
-	clock  *clock
+	clock  *apptest.Clock
 	url    string
 	client *http.Client
 	router routers.Router
@@ -74,24 +53,10 @@ const testHTTPTimeout = 60 * time.Second
 
 func startAPI(t *testing.T, opts ...option) *testAPI {
 	t.Helper()
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "usipipo.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Options{MaxBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dk, err := keyring.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	svc, err := app.New(app.Options{Store: st, DataKey: dk, Cache: c, Node: "n1", Now: clk.Now,
-		Ends: app.Endpoints{PublicHost: "vpn.example.net", WGPort: 51820, WGPublicKey: "c2VydmVyc2VydmVyc2VydmVyc2VydmVyc2VydmVyMDA=", SSPort: 8388, MTProtoPort: 443}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := apptest.New(t)
+	// These tests have always run from the real time, not apptest.Start.
+	n.Clock.Set(time.Now().UTC().Truncate(time.Second))
+	svc, st, clk := n.Svc, n.Store, n.Clock
 	logger := slog.New(slog.DiscardHandler)
 	srv, err := web.New(web.Options{Logger: logger, Metrics: metrics.NewSet()})
 	if err != nil {
@@ -121,11 +86,6 @@ func startAPI(t *testing.T, opts ...option) *testAPI {
 		srv.Shutdown(ctx)
 		<-done
 		ta.client.CloseIdleConnections()
-		if err := st.Check(); err != nil {
-			t.Errorf("store check: %v", err)
-		}
-		st.Close()
-		c.Close()
 	})
 	ta.router = specRouter(t, ta.url)
 	otp, err := svc.ResetAdminPassword(context.Background(), app.ActorCLI, "admin")

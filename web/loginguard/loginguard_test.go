@@ -2,32 +2,15 @@ package loginguard
 
 import (
 	"fmt"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/usipipo/usipipo/app/apptest"
 )
 
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
-func newGuard(free int) (*Guard, *clock) {
-	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
-	return New(free, c.now), c
+func newGuard(free int) (*Guard, *apptest.Clock) {
+	c := apptest.NewClock(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
+	return New(free, c.Now), c
 }
 
 func TestBackOffDoublesAfterFreeTries(t *testing.T) {
@@ -42,11 +25,11 @@ func TestBackOffDoublesAfterFreeTries(t *testing.T) {
 		if w := g.Check("10.0.0.1", "admin"); w != want {
 			t.Fatalf("wait %v, want %v", w, want)
 		}
-		c.add(want - time.Millisecond)
+		c.Add(want - time.Millisecond)
 		if w := g.Check("10.0.0.1", "admin"); w != time.Millisecond {
 			t.Fatalf("just before the end: wait %v", w)
 		}
-		c.add(time.Millisecond)
+		c.Add(time.Millisecond)
 		if w := g.Check("10.0.0.1", "admin"); w != 0 {
 			t.Fatalf("after the wait: %v", w)
 		}
@@ -85,7 +68,7 @@ func TestForgottenAfterAnHour(t *testing.T) {
 	for range 10 {
 		g.Fail("10.0.0.1", "admin")
 	}
-	c.add(ForgetAfter + time.Second)
+	c.Add(ForgetAfter + time.Second)
 	if w := g.Check("10.0.0.1", "admin"); w != 0 {
 		t.Fatalf("an hour later: %v", w)
 	}
@@ -157,7 +140,7 @@ func TestSweep(t *testing.T) {
 	for i := 0; len(g.fails) < maxEntries; i++ {
 		g.Fail(fmt.Sprint("10.", i), "u")
 	}
-	c.add(ForgetAfter + time.Second)
+	c.Add(ForgetAfter + time.Second)
 	g.Fail("192.0.2.1", "new")
 	if len(g.fails) != 3 {
 		t.Fatalf("%d records after a sweep, want the new attempt's 3", len(g.fails))

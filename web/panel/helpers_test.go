@@ -2,47 +2,25 @@ package panel
 
 import (
 	"context"
-	"crypto/rand"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/usipipo/usipipo/app"
+	"github.com/usipipo/usipipo/app/apptest"
 	"github.com/usipipo/usipipo/app/pay"
 	"github.com/usipipo/usipipo/store"
-	"github.com/usipipo/usipipo/store/cache"
-	"github.com/usipipo/usipipo/store/keyring"
 	"github.com/usipipo/usipipo/web"
 )
-
-// clock is a settable test clock.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
 
 const testPassword = "a long test admin password"
 
@@ -53,37 +31,23 @@ type testPanel struct {
 	t      *testing.T
 	svc    *app.Service
 	st     *store.Store
-	clock  *clock
+	clock  *apptest.Clock
 	url    string
 	client *http.Client
 }
 
 func startPanel(t *testing.T, opts ...func(*Options)) *testPanel {
 	t.Helper()
-	st, err := store.Open(store.Options{Path: filepath.Join(t.TempDir(), "usipipo.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c, err := cache.New(cache.Options{MaxBytes: 8 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dk, err := keyring.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clk := &clock{t: time.Now().UTC().Truncate(time.Second)}
-	svc, err := app.New(app.Options{Store: st, DataKey: dk, Cache: c, Node: "n1", Now: clk.Now,
-		Ends: app.Endpoints{PublicHost: "vpn.example.net", WGPort: 51820, WGPublicKey: "c2VydmVyc2VydmVyc2VydmVyc2VydmVyc2VydmVyMDA=", SSPort: 8388, MTProtoPort: 443}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n := apptest.New(t)
+	// Real time: the client's cookie jar expires the session cookie by it.
+	n.Clock.Set(time.Now().UTC().Truncate(time.Second))
+	svc, st, clk := n.Svc, n.Store, n.Clock
 	logger := slog.New(slog.DiscardHandler)
 	srv, err := web.New(web.Options{Logger: logger, Metrics: metrics.NewSet()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := pay.New(pay.Options{Store: st, DataKey: dk, Now: clk.Now})
+	ps, err := pay.New(pay.Options{Store: st, DataKey: n.DataKey, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,11 +75,6 @@ func startPanel(t *testing.T, opts ...func(*Options)) *testPanel {
 		defer cancel()
 		srv.Shutdown(ctx)
 		<-done
-		if err := st.Check(); err != nil {
-			t.Errorf("store check: %v", err)
-		}
-		st.Close()
-		c.Close()
 	})
 	otp, err := svc.ResetAdminPassword(context.Background(), app.ActorCLI, "admin")
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/usipipo/usipipo/app/apptest"
 	"github.com/usipipo/usipipo/store"
 )
 
@@ -26,7 +27,7 @@ func TestStoredSessionsExpireAndArePruned(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	clk := apptest.NewClock(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 	table := func() *sessions {
 		s := newSessions(clk.Now, 30*time.Minute, 12*time.Hour)
 		s.st = st

@@ -3,12 +3,14 @@ package panel
 import (
 	"testing"
 	"time"
+
+	"github.com/usipipo/usipipo/app/apptest"
 )
 
 // A flood of login forms fills the table but evicts login forms, never a
 // logged-in admin's session.
 func TestSessionFloodKeepsAdmins(t *testing.T) {
-	clk := &clock{t: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)}
+	clk := apptest.NewClock(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC))
 	s := newSessions(clk.Now, time.Hour, 12*time.Hour)
 	_, admin, err := s.create("root", false, "")
 	if err != nil {
