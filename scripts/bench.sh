@@ -44,7 +44,7 @@ run ./proxy/mtproto 'Relay|Connect|Search' 1s
 run ./proxy/mtproto 'IdleMemory' 1x
 run ./vpn/wireguard 'TCPDownload|TCPConnect|Install10k' 1x
 run ./vpn/wireguard 'TunMode' 500x
-run ./vpn/wireguard 'NetstackMode' 320x
+run ./vpn/wireguard 'NetstackMode' 640x
 
 go run ./scripts/benchreport < "$raw" > BENCH.md
 echo "wrote BENCH.md" >&2
