@@ -89,7 +89,10 @@ func parseCtEntry(msg []byte, e *ctEntry) bool {
 	for typ, val := range attrs(msg[nl.SizeofNfgenmsg:]) {
 		switch typ.kind {
 		case nl.CTA_TUPLE_ORIG:
-			e.orig = typ.raw
+			// A repeated tuple replaces the whole of the earlier one, so
+			// that orig (what a delete names) and the addresses (what
+			// picks the entry to delete) always describe the same flow.
+			e.orig, e.src, e.dst, e.proto = typ.raw, netip.Addr{}, netip.Addr{}, 0
 			parseTuple(val, e)
 		case nl.CTA_PROTOINFO:
 			for t, v := range attrs(val) {
