@@ -51,8 +51,8 @@ import (
 //
 // While greetings are due (resume.go), initiations are examined too: one
 // from a client about to be greeted cancels its greeting. One from an
-// address the server itself just sent an initiation to is dropped before
-// any examination, so that the two handshakes do not cross (crossing.go).
+// address the server itself just sent an initiation to is dropped, so that
+// the two handshakes do not cross (crossing.go).
 //
 // Keeping the junk off the device keeps wireguard-go from going "under
 // load", where it would answer every client's first initiation with a
@@ -206,10 +206,6 @@ func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 		s.m.knocks[knockMAC1].Inc()
 		return false
 	}
-	if s.crossed.crosses(src, now) {
-		s.m.knocks[knockCrossing].Inc()
-		return false // the client answers the server's initiation instead (crossing.go)
-	}
 	if !sv.perSource.Allow(from) {
 		s.m.knocks[knockSource].Inc()
 		return !junky
@@ -228,6 +224,11 @@ func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 	}
 	if greeting {
 		s.greeted.initiated(key) // no greeting: the client is there (resume.go)
+	}
+	// After initiated: a greeting sent meanwhile is recorded by now.
+	if s.crossed.crosses(src, now) {
+		s.m.knocks[knockCrossing].Inc()
+		return false // the client answers the server's initiation instead (crossing.go)
 	}
 	if !anyParked {
 		return true

@@ -89,7 +89,9 @@ const greetDelay = 300 * time.Millisecond
 
 // greetings are the pending greetings by peer key: watching until
 // greetStale sends them, unless the knock saw the client initiate first.
-// Both change them under mu, so an initiation and a greeting never both go.
+// A greeting is sent under mu, which the knock's initiated takes too, so
+// an initiation the knock lets pass either came first (and cancelled the
+// greeting) or finds the greeting already recorded in crossings.
 type greetings struct {
 	n  atomic.Int32 // len(m), for the knock's fast path
 	mu sync.Mutex
@@ -119,15 +121,17 @@ func (g *greetings) initiated(key [32]byte) {
 	}
 }
 
-// send forgets key's greeting and reports whether it is to be sent: it was
-// due and its client has not initiated meanwhile.
-func (g *greetings) send(key [32]byte) bool {
+// send forgets key's greeting and, if it was due and its client has not
+// initiated meanwhile, calls greet (which sends it) under mu.
+func (g *greetings) send(key [32]byte, greet func()) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	initiated, ok := g.m[key]
 	delete(g.m, key)
 	g.n.Store(int32(len(g.m)))
-	return ok && !initiated
+	if ok && !initiated {
+		greet()
+	}
 }
 
 // greetLocked schedules the handshakes resumeLocked queued, once the
@@ -165,18 +169,16 @@ func (s *Server) greetStale(keys []string, at time.Time) {
 	}
 	dev, ok := s.devicePeersLocked()
 	for k, pk := range raw {
-		due := s.greeted.send(pk) // forgets the greeting in any case
 		d, there := dev[k]
-		if !ok || !due || !there || d.handshake.After(at) || d.rx > 0 {
-			continue
-		}
-		dp := s.dev.LookupPeer(pk)
-		if dp == nil {
-			continue
-		}
-		if err := dp.SendHandshakeInitiation(false); err != nil {
-			s.log.Debug("wireguard_resume", "error", err.Error())
-		}
+		stale := ok && there && !d.handshake.After(at) && d.rx == 0
+		s.greeted.send(pk, func() {
+			if dp := s.dev.LookupPeer(pk); stale && dp != nil {
+				// The bind records the initiation before this returns.
+				if err := dp.SendHandshakeInitiation(false); err != nil {
+					s.log.Debug("wireguard_resume", "error", err.Error())
+				}
+			}
+		})
 	}
 }
 
