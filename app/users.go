@@ -247,6 +247,13 @@ func (s *Service) Export(ctx context.Context, userID string) (map[string]any, er
 		ks[i].Secret = nil
 	}
 	out["keys"] = ks
+	// MTProto secrets are the user's credentials too; like keys, without the
+	// sealed secret.
+	ps, _, err := s.Proxies(ctx, userID, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		return nil, err
+	}
+	out["proxies"] = ps
 	ts, _, err := s.Tickets(ctx, "", userID, store.Page{Limit: store.MaxLimit})
 	if err != nil {
 		return nil, err

@@ -52,8 +52,14 @@ type Store struct {
 type storeMetrics struct {
 	applied, rejected, failed *metrics.Counter
 	commit                    *metrics.PrometheusHistogram
-	batch                     *metrics.Histogram
+	batch                     *metrics.PrometheusHistogram
 }
+
+// batchBuckets are the upper bounds of commands per group commit (MaxBatch
+// is 1024 by default): Prometheus le buckets, like every other histogram we
+// export, so histogram_quantile works on it (VictoriaMetrics' own histogram
+// writes vmrange buckets, which Prometheus cannot take a quantile of).
+var batchBuckets = []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}
 
 // Open opens (creating if needed) the database at opts.Path, migrates its
 // schema forward and starts the group committer.
@@ -121,7 +127,7 @@ func newStoreMetrics(set *metrics.Set) storeMetrics {
 		rejected: set.NewCounter(`usipipo_store_commands_total{result="rejected"}`),
 		failed:   set.NewCounter(`usipipo_store_commands_total{result="failed"}`),
 		commit:   set.NewPrometheusHistogram("usipipo_store_commit_duration_seconds"),
-		batch:    set.NewHistogram("usipipo_store_batch_size"),
+		batch:    set.NewPrometheusHistogramExt("usipipo_store_batch_size", batchBuckets),
 	}
 }
 

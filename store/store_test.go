@@ -5,9 +5,12 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/VictoriaMetrics/metrics"
 
 	"github.com/usipipo/usipipo/store/model"
 )
@@ -281,4 +284,28 @@ func TestPruneAuditKeepsRecentEntriesAndIndexes(t *testing.T) {
 		t.Fatalf("prune without a batch size: %v", err)
 	}
 	// openTest's cleanup rebuilds the audit index from the records and compares.
+}
+
+// TestMetricsAreSafeForHistogramQuantile checks that the store's histograms
+// are written with Prometheus le buckets (DESIGN: histogram_quantile works),
+// not VictoriaMetrics' vmrange ones.
+func TestMetricsAreSafeForHistogramQuantile(t *testing.T) {
+	set := metrics.NewSet()
+	s, err := Open(Options{Path: filepath.Join(t.TempDir(), "usipipo.db"), Metrics: set})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	mustDo(t, s, epoch, newUser(newIDs(9), epoch, 42))
+	var b bytes.Buffer
+	set.WritePrometheus(&b)
+	text := b.String()
+	if strings.Contains(text, "vmrange") {
+		t.Errorf("vmrange buckets, which histogram_quantile cannot use:\n%s", text)
+	}
+	for _, name := range []string{"usipipo_store_commit_duration_seconds", "usipipo_store_batch_size"} {
+		if !strings.Contains(text, name+`_bucket{le="+Inf"} 1`) {
+			t.Errorf("%s: no le buckets counting the commit:\n%s", name, text)
+		}
+	}
 }

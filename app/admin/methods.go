@@ -242,7 +242,11 @@ func (s *Server) dispatchCredentials(ctx context.Context, c *call) (any, error) 
 		if err := c.params(&p); err != nil {
 			return nil, err
 		}
-		items, next, err := svc.Keys(ctx, store.KeyFilter{UserID: p.UserID, Status: model.KeyStatus(p.Status)}, page(p))
+		owner, err := s.listOwner(ctx, p.UserID)
+		if err != nil {
+			return nil, err
+		}
+		items, next, err := svc.Keys(ctx, store.KeyFilter{UserID: owner, Status: model.KeyStatus(p.Status)}, page(p))
 		return Page[model.Key]{items, next}, err
 	case "key.revoke":
 		var p Target
@@ -279,7 +283,11 @@ func (s *Server) dispatchCredentials(ctx context.Context, c *call) (any, error) 
 		if err := c.params(&p); err != nil {
 			return nil, err
 		}
-		items, next, err := svc.Proxies(ctx, p.UserID, page(p))
+		owner, err := s.listOwner(ctx, p.UserID)
+		if err != nil {
+			return nil, err
+		}
+		items, next, err := svc.Proxies(ctx, owner, page(p))
 		return Page[model.Proxy]{items, next}, err
 	case "proxy.free":
 		var p FreeProxies
@@ -295,6 +303,21 @@ func (s *Server) dispatchCredentials(ctx context.Context, c *call) (any, error) 
 		return nil, svc.SetProxyStatus(ctx, a, p.ID, model.KeyRevoked, p.Reason)
 	}
 	return s.dispatchNode(ctx, c)
+}
+
+// listOwner resolves the user a list is narrowed to — a user id, Telegram id
+// or referral code, as every other verb takes — to the id the indexes hold,
+// so that "key list --user 123" finds what "key add --user 123" made and an
+// unknown user is an error rather than an empty list. "" lists everyone's.
+func (s *Server) listOwner(ctx context.Context, q string) (string, error) {
+	if q == "" {
+		return "", nil
+	}
+	u, err := s.svc.FindUser(ctx, q)
+	if err != nil {
+		return "", err
+	}
+	return u.ID, nil
 }
 
 func (s *Server) dispatchNode(ctx context.Context, c *call) (any, error) {

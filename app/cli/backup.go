@@ -157,7 +157,8 @@ func offlineRestore(ctx context.Context, data string, f *os.File, pass []byte) (
 	if err := backup.Install(path, data, m, nodeKey, rand.Reader); err != nil {
 		return nil, err
 	}
-	return map[string]any{"node": m.Node, "created": m.Created, "status": "restored"}, nil
+	// The same shape as a running node's answer, so text and --json read alike.
+	return map[string]any{"node": m.Node, "created": m.Created.UTC().Format(time.RFC3339Nano), "status": "restored"}, nil
 }
 
 // awaitRestart waits until the node answers again after swapping in a

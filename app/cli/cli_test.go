@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -348,5 +349,79 @@ func TestUserExportEraseVerbs(t *testing.T) {
 	}
 	if code, _, errs = runCLI(t, env, "user", "erase", user.ID, "--yes"); code != 1 || !strings.Contains(errs, "erased") {
 		t.Fatalf("second erase: %d %q", code, errs)
+	}
+}
+
+// TestVerbsKeepREADMEPromises checks what an audit of the README against the
+// binary found wrong: lists narrowed by a Telegram id (as "key add --user
+// 123" takes one), a key's QR code (it holds the private key) written 0600,
+// MTProto secrets in the GDPR export, the state of expired API keys and
+// erased users, and text output free of Go's map syntax or time format.
+func TestVerbsKeepREADMEPromises(t *testing.T) {
+	n := runNode(t, "")
+	env := map[string]string{"USIPIPO_DATA": n.data, "USIPIPO_BACKUP_PASSPHRASE": testPass}
+	if code, _, errs := runCLI(t, env, "user", "add", "--telegram-id", "123"); code != 0 {
+		t.Fatalf("user add: %q", errs)
+	}
+	if code, _, errs := runCLI(t, env, "key", "add", "--user", "123", "--type", "wireguard"); code != 0 {
+		t.Fatalf("key add: %q", errs)
+	}
+	if code, _, errs := runCLI(t, env, "proxy", "add", "--user", "123"); code != 0 {
+		t.Fatalf("proxy add: %q", errs)
+	}
+	var keys struct{ Items []struct{ ID string } }
+	code, out, errs := runCLI(t, env, "key", "list", "--user", "123", "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &keys) != nil || len(keys.Items) != 1 {
+		t.Fatalf("key list --user TELEGRAM_ID: %d %q %q", code, out, errs)
+	}
+	if code, out, errs = runCLI(t, env, "proxy", "list", "--user", "123", "--json"); code != 0 || !strings.Contains(out, `"status": "active"`) {
+		t.Fatalf("proxy list --user TELEGRAM_ID: %d %q %q", code, out, errs)
+	}
+	if code, _, errs = runCLI(t, env, "key", "list", "--user", "999"); code != 1 || !strings.Contains(errs, "not found") {
+		t.Fatalf("key list of an unknown user: %d %q", code, errs)
+	}
+
+	qr := filepath.Join(t.TempDir(), "key.png")
+	os.WriteFile(qr, []byte("old"), 0o644)
+	if code, _, errs = runCLI(t, env, "key", "config", keys.Items[0].ID, "--qr", qr); code != 0 {
+		t.Fatalf("key config --qr: %q", errs)
+	}
+	if fi, err := os.Stat(qr); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("QR code of a private key: %v, mode %v, want 0600", err, fi.Mode().Perm())
+	}
+	if b, _ := os.ReadFile(qr); !bytes.HasPrefix(b, []byte("\x89PNG")) {
+		t.Fatal("QR file is not a PNG")
+	}
+
+	if code, out, _ = runCLI(t, env, "user", "export", "123"); code != 0 || !strings.Contains(out, "1 MTProto proxies") {
+		t.Fatalf("export without the user's MTProto secret: %d %q", code, out)
+	}
+	if code, out, _ = runCLI(t, env, "status"); code != 0 || strings.Contains(out, "map[") || !regexp.MustCompile(`installed: .*wireguard \d`).MatchString(out) {
+		t.Fatalf("status: %d %q", code, out)
+	}
+	if code, _, errs = runCLI(t, env, "apikey", "add", "--scope", "read", "--name", "brief", "--expires", "300ms"); code != 0 {
+		t.Fatalf("apikey add: %q", errs)
+	}
+	time.Sleep(400 * time.Millisecond)
+	if code, out, _ = runCLI(t, env, "apikey", "list"); code != 0 || !strings.Contains(out, "expired") {
+		t.Fatalf("apikey list shows an expired key as usable: %d %q", code, out)
+	}
+	if code, _, errs = runCLI(t, env, "user", "erase", "123", "--yes"); code != 0 {
+		t.Fatalf("erase: %q", errs)
+	}
+	if code, out, _ = runCLI(t, env, "user", "list"); code != 0 || !strings.Contains(out, "erased") {
+		t.Fatalf("user list shows an erased user as ok: %d %q", code, out)
+	}
+
+	// Offline, a restore says when the backup was taken as the node does.
+	n.stop()
+	bak := filepath.Join(t.TempDir(), "node.bak")
+	if code, _, errs = runCLI(t, env, "backup", "--out", bak); code != 0 {
+		t.Fatalf("cold backup: %q", errs)
+	}
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	code, out, errs = runCLI(t, env, "restore", "--in", bak, "--data", fresh)
+	if code != 0 || !regexp.MustCompile(`taken \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z: restored`).MatchString(out) {
+		t.Fatalf("offline restore: %d %q %q", code, out, errs)
 	}
 }

@@ -62,9 +62,12 @@ func initCmd(ctx context.Context, args []string, env Env) error {
 	return nil
 }
 
+// writeQR writes text's QR code as a PNG. A key's QR code carries its
+// private key, so the file is the operator's alone (0600), like an export.
 func writeQR(path, text string) error {
-	if err := qrcode.WriteFile(text, qrcode.Medium, 512, path); err != nil {
-		return fmt.Errorf("writing QR code: %w", err)
+	png, err := qrcode.Encode(text, qrcode.Medium, 512)
+	if err != nil {
+		return fmt.Errorf("encoding QR code: %w", err)
 	}
-	return nil
+	return writePrivate(path, png)
 }

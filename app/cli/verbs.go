@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -77,8 +78,8 @@ func status(ctx context.Context, args []string, env Env) error {
 		return err
 	}
 	return c.print(out, func(w io.Writer) {
-		fmt.Fprintf(w, "node %v (usipipo %v), up %v, http %v, data %v\ninstalled: %v\n",
-			out["node"], out["version"], out["uptime"], out["http"], out["data_dir"], out["installed"])
+		fmt.Fprintf(w, "node %v (usipipo %v), up %v, http %v, data %v\ninstalled: %s\n",
+			out["node"], out["version"], out["uptime"], out["http"], out["data_dir"], counts(out["installed"]))
 	})
 }
 
@@ -113,7 +114,11 @@ func userVerb(c *command, verb string, args []string, call caller) error {
 		return c.print(out, func(w io.Writer) {
 			rows := make([][]string, len(out.Items))
 			for i, u := range out.Items {
-				rows[i] = []string{u.ID, strconv.FormatInt(u.TelegramID, 10), u.Personal.Username, string(u.Role), state(u.Banned, "banned"), u.Created.Format("2006-01-02")}
+				st := state(u.Banned, "banned")
+				if u.Erased {
+					st = "erased"
+				}
+				rows[i] = []string{u.ID, strconv.FormatInt(u.TelegramID, 10), u.Personal.Username, string(u.Role), st, u.Created.Format("2006-01-02")}
 			}
 			table(w, []string{"ID", "TELEGRAM", "USERNAME", "ROLE", "STATE", "CREATED"}, rows)
 			nextPage(w, out.Next)
@@ -148,6 +153,24 @@ func userVerb(c *command, verb string, args []string, call caller) error {
 		return c.print(u, func(w io.Writer) { printUser(w, &u) })
 	}
 	return errUsage
+}
+
+// counts renders a JSON object of counts ({"outline": 2, …}) as
+// "outline 2, wireguard 1", sorted by name; "none" when empty.
+func counts(v any) string {
+	m, _ := v.(map[string]any)
+	names := make([]string, 0, len(m))
+	for k := range m {
+		names = append(names, k)
+	}
+	if len(names) == 0 {
+		return "none"
+	}
+	sort.Strings(names)
+	for i, k := range names {
+		names[i] = fmt.Sprintf("%s %v", k, m[k])
+	}
+	return strings.Join(names, ", ")
 }
 
 func state(b bool, s string) string {

@@ -152,7 +152,7 @@ func keyVerb(c *command, verb string, args []string, call caller) error {
 		})
 	case "list":
 		var p admin.List
-		c.fs.StringVar(&p.UserID, "user", "", "only this user's keys")
+		c.fs.StringVar(&p.UserID, "user", "", "only this user's keys (user id, Telegram id or referral code)")
 		c.fs.StringVar(&p.Status, "status", "", "active, suspended, revoked or expired")
 		c.fs.StringVar(&p.After, "after", "", "cursor from the previous page")
 		c.fs.IntVar(&p.Limit, "limit", 50, "keys per page")
@@ -236,7 +236,7 @@ func proxyVerb(c *command, verb string, args []string, call caller) error {
 		return c.print(out, func(w io.Writer) { fmt.Fprintf(w, "%s\n%s\n", out.Config.Text, out.Config.Link) })
 	case "list":
 		var p admin.List
-		c.fs.StringVar(&p.UserID, "user", "", "only this user's secrets")
+		c.fs.StringVar(&p.UserID, "user", "", "only this user's secrets (user id, Telegram id or referral code)")
 		c.fs.StringVar(&p.After, "after", "", "cursor from the previous page")
 		if err := c.none(args); err != nil {
 			return err
@@ -312,7 +312,11 @@ func apikeyVerb(c *command, verb string, args []string, call caller) error {
 				if !k.ExpiresAt.IsZero() {
 					exp = k.ExpiresAt.Format(time.DateTime)
 				}
-				rows[i] = []string{k.ID, k.Name, strings.Join(sc, ","), exp, state(k.Revoked, "revoked")}
+				st := state(k.Revoked, "revoked")
+				if st == "ok" && !k.ExpiresAt.IsZero() && !time.Now().Before(k.ExpiresAt) {
+					st = "expired" // refused by the API from then on
+				}
+				rows[i] = []string{k.ID, k.Name, strings.Join(sc, ","), exp, st}
 			}
 			table(w, []string{"ID", "NAME", "SCOPES", "EXPIRES", "STATE"}, rows)
 		})

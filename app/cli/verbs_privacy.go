@@ -28,6 +28,7 @@ func privacyVerb(c *command, verb string, args []string, call caller) error {
 type exportSummary struct {
 	User          app.UserView      `json:"user"`
 	Keys          []json.RawMessage `json:"keys"`
+	Proxies       []json.RawMessage `json:"proxies"`
 	Tickets       []json.RawMessage `json:"tickets"`
 	Payments      []json.RawMessage `json:"payments"`
 	Credits       []json.RawMessage `json:"credits"`
@@ -50,8 +51,8 @@ func exportVerb(c *command, args []string, call caller) error {
 		return fmt.Errorf("reading the export of %s: %w", q, err)
 	}
 	summary := func(w io.Writer) {
-		fmt.Fprintf(w, "export of user %s (erased: %v): %d keys, %d subscriptions, %d payments, %d credit entries, %d tickets\n",
-			sum.User.ID, sum.User.Erased, len(sum.Keys), len(sum.Subscriptions), len(sum.Payments), len(sum.Credits), len(sum.Tickets))
+		fmt.Fprintf(w, "export of user %s (erased: %v): %d keys, %d MTProto proxies, %d subscriptions, %d payments, %d credit entries, %d tickets\n",
+			sum.User.ID, sum.User.Erased, len(sum.Keys), len(sum.Proxies), len(sum.Subscriptions), len(sum.Payments), len(sum.Credits), len(sum.Tickets))
 	}
 	if out == "" {
 		return c.print(doc, func(w io.Writer) {
@@ -59,7 +60,7 @@ func exportVerb(c *command, args []string, call caller) error {
 			fmt.Fprintln(w, "(--json prints the whole document, --out FILE writes it to a file)")
 		})
 	}
-	if err := writePrivate(out, doc); err != nil {
+	if err := writePrivate(out, append(doc, '\n')); err != nil {
 		return err
 	}
 	return c.print(map[string]string{"user_id": sum.User.ID, "file": out}, func(w io.Writer) {
@@ -68,13 +69,14 @@ func exportVerb(c *command, args []string, call caller) error {
 	})
 }
 
-// writePrivate writes personal data to path with mode 0600, whole or not at
-// all: a temp file in the same directory renamed over path, so an existing
-// file with looser permissions is replaced rather than rewritten in place.
+// writePrivate writes personal data or a secret (an export, a key's QR code)
+// to path with mode 0600, whole or not at all: a temp file in the same
+// directory renamed over path, so an existing file with looser permissions is
+// replaced rather than rewritten in place.
 func writePrivate(path string, b []byte) (err error) {
 	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
-		return fmt.Errorf("writing the export: %w", err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer func() {
 		if err != nil {
@@ -84,19 +86,19 @@ func writePrivate(path string, b []byte) (err error) {
 	}()
 	// CreateTemp already makes the file 0600; say so, in case that changes.
 	if err := f.Chmod(0o600); err != nil {
-		return fmt.Errorf("writing the export: %w", err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		return fmt.Errorf("writing the export to %s: %w", path, err)
+	if _, err := f.Write(b); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing the export to %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing the export to %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(f.Name(), path); err != nil {
-		return fmt.Errorf("writing the export to %s: %w", path, err)
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
 }
