@@ -298,7 +298,8 @@ Next steps:
      then: systemctl restart usipipo
   3. Open in your firewall (this installer opened nothing):
      51820/udp (WireGuard), 8388/tcp+udp (Outline), 443/tcp (MTProto)
-  4. Check the node: usipipo doctor --data /var/lib/usipipo
+  4. Check the node with the settings the service reads (EnvironmentFile=):
+     (set -a; . $ENV_FILE; usipipo doctor --data /var/lib/usipipo)
 Re-run this installer to upgrade; add "--uninstall" to remove the service.
 EOF
 }

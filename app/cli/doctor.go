@@ -44,16 +44,27 @@ func doctor(ctx context.Context, args []string, env Env) error {
 		}
 		return fmt.Errorf("settings: %w", err)
 	}
-	running := nodeRunning(ctx, cfg.Data)
+	// A running node is asked what it serves: this process's settings may
+	// not be the node's (a shell without the unit's environment file).
+	st := nodeStatus(ctx, cfg.Data)
 	var fs []finding
 	fs = append(fs, checkDataDir(cfg.Data)...)
-	fs = append(fs, checkDatabase(ctx, cfg.Data, running))
-	fs = append(fs, checkPorts(cfg, running)...)
+	fs = append(fs, checkDatabase(ctx, cfg.Data, st != nil))
+	if st != nil {
+		fs = append(fs, checkRunningPorts(st)...)
+	} else {
+		fs = append(fs, checkPorts(cfg)...)
+	}
 	fs = append(fs, checkClock(), checkDisk(cfg.Data))
 	fs = append(fs, checkOutlineAPI(cfg)...)
-	fs = append(fs, checkTUN(cfg)...)
+	fs = append(fs, checkTUN(tunSettings(cfg, st))...)
 	fs = append(fs, checkWebhook(ctx, cfg, systemWebhookEnv())...)
-	fs = append(fs, checkMTProtoSecrets(cfg))
+	if st != nil {
+		fs = append(fs, checkRunningHost(st)...)
+		fs = append(fs, checkSettingsMatch(cfg, st)...)
+	} else {
+		fs = append(fs, checkMTProtoSecrets(cfg))
+	}
 	failed := 0
 	for _, f := range fs {
 		if f.Level == "fail" {
@@ -88,12 +99,6 @@ func printFindings(w io.Writer, fs []finding) {
 			fmt.Fprintf(w, "      %-10s fix: %s\n", "", f.Fix)
 		}
 	}
-}
-
-func nodeRunning(ctx context.Context, data string) bool {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	return admin.NewClient(filepath.Join(data, "admin.sock")).Call(ctx, "node.status", nil, nil) == nil
 }
 
 func ok(check, detail string) finding { return finding{Check: check, Level: "ok", Detail: detail} }
@@ -154,9 +159,9 @@ func checkDatabase(ctx context.Context, data string, running bool) finding {
 	return ok("database", "consistent and indexes match")
 }
 
-// checkPorts binds every listen address the node needs, unless the node
-// itself holds them.
-func checkPorts(cfg *config.Config, running bool) []finding {
+// checkPorts binds every listen address the node needs; with no node
+// running (checkRunningPorts reports a running node's sockets).
+func checkPorts(cfg *config.Config) []finding {
 	type want struct{ name, network, addr string }
 	wants := []want{{"http", "tcp", cfg.HTTP}, {"wireguard", "udp", cfg.WGListen}, {"outline", "tcp", cfg.SSListen},
 		{"outline", "udp", cfg.SSListen}, {"mtproto", "tcp", cfg.MTProtoListen}}
@@ -166,10 +171,6 @@ func checkPorts(cfg *config.Config, running bool) []finding {
 	var out []finding
 	for _, w := range wants {
 		check := "port " + w.name
-		if running {
-			out = append(out, ok(check, fmt.Sprintf("%s %s held by the running node", w.network, w.addr)))
-			continue
-		}
 		var err error
 		if w.network == "udp" {
 			var pc net.PacketConn

@@ -5,7 +5,10 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"net"
 	"os"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/usipipo/usipipo/app/backup"
@@ -27,13 +30,87 @@ type Status struct {
 	// PID is the serving process; Upgrade the last upgrade's state, if any.
 	PID     int           `json:"pid"`
 	Upgrade *UpgradeState `json:"upgrade,omitempty"`
+	// Listeners are the sockets the node serves on: what each setting asked
+	// for and what it bound, so `usipipo doctor` reports the node's real
+	// ports rather than its own flags' values.
+	Listeners []Listener `json:"listeners,omitempty"`
+	// PublicHost is what client configs and links point at: --public-host,
+	// or an address of this machine when that is unset.
+	PublicHost string `json:"public_host,omitempty"`
+	// Settings are the node's values of the settings doctor compares with
+	// its own, to show a shell that lacks the node's environment file.
+	Settings *StatusSettings `json:"settings,omitempty"`
+	// MTProto is the kind of MTProto secret the node hands out, and why.
+	MTProto *MTProtoStatus `json:"mtproto,omitempty"`
+}
+
+// Listener is one socket of a running node.
+type Listener struct {
+	Name    string `json:"name"`    // http, wireguard, outline, mtproto, public, outline-api
+	Network string `json:"network"` // tcp or udp
+	Flag    string `json:"flag"`    // the setting, e.g. --mtproto-listen
+	Setting string `json:"setting"` // its value, e.g. ":443"
+	Bound   string `json:"bound"`   // the socket's address, e.g. "[::]:443"
+}
+
+// StatusSettings are settings as the running node read them.
+type StatusSettings struct {
+	PublicHost    string `json:"public_host"`
+	MTProtoDomain string `json:"mtproto_domain"`
+	WGMode        string `json:"wg_mode"`
+}
+
+// MTProtoStatus is the node's choice of MTProto secrets (app.ProxySecrets).
+type MTProtoStatus struct {
+	Secrets string `json:"secrets"`          // ee (FakeTLS) or dd (padded intermediate)
+	Domain  string `json:"domain,omitempty"` // the cloak domain of ee secrets
+	Why     string `json:"why"`
+}
+
+// boundSockets records the data planes' sockets as they are bound
+// (planes.go), for Status. Status reads them from the admin socket's
+// goroutines, hence the mutex.
+type boundSockets struct {
+	mu  sync.Mutex
+	all []Listener
+}
+
+func (b *boundSockets) add(name, network, flag, setting string, addr net.Addr) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.all = append(b.all, Listener{Name: name, Network: network, Flag: flag, Setting: setting, Bound: addr.String()})
+}
+
+func (b *boundSockets) list() []Listener {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.all)
 }
 
 // Status reports the node's state (admin.Node).
 func (n *Node) Status(ctx context.Context) (any, error) {
-	return Status{Version: n.version, Node: n.Config.Node, Uptime: time.Since(n.started).Round(time.Second).String(),
-		Started: n.started.UTC(), HTTP: n.HTTPAddr.String(), DataDir: n.Config.Data, Installed: n.recon.Installed(), Restore: n.restored,
-		PID: os.Getpid(), Upgrade: n.upgradeState.Load()}, nil
+	cfg := n.Config
+	st := Status{Version: n.version, Node: cfg.Node, Uptime: time.Since(n.started).Round(time.Second).String(),
+		Started: n.started.UTC(), HTTP: n.HTTPAddr.String(), DataDir: cfg.Data, Installed: n.recon.Installed(), Restore: n.restored,
+		PID: os.Getpid(), Upgrade: n.upgradeState.Load(),
+		Settings: &StatusSettings{PublicHost: cfg.PublicHost, MTProtoDomain: cfg.MTProtoDomain, WGMode: cfg.WGMode}}
+	st.Listeners = append(st.Listeners, Listener{Name: "http", Network: "tcp", Flag: "--http", Setting: cfg.HTTP, Bound: st.HTTP})
+	st.Listeners = append(st.Listeners, n.bound.list()...)
+	if a := n.PublicAddr(); a != nil {
+		st.Listeners = append(st.Listeners, Listener{Name: "public", Network: "tcp", Flag: "--public-listen", Setting: cfg.PublicListen, Bound: a.String()})
+	}
+	if a := n.OutlineAPIAddr(); a != nil {
+		st.Listeners = append(st.Listeners, Listener{Name: "outline-api", Network: "tcp", Flag: "--outline-api", Setting: cfg.OutlineAPI, Bound: a.String()})
+	}
+	if n.Service != nil {
+		st.PublicHost = n.endpoints().PublicHost
+		p := n.Service.ProxySecrets()
+		st.MTProto = &MTProtoStatus{Secrets: "dd", Domain: p.Domain, Why: p.Why}
+		if p.FakeTLS {
+			st.MTProto.Secrets = "ee"
+		}
+	}
+	return st, nil
 }
 
 // Check runs the store's consistency and index checks (admin.Node).

@@ -73,6 +73,8 @@ type Node struct {
 	HTTPAddr net.Addr
 
 	pub publicSide // --public-listen and --outline-api (public.go)
+	// bound are the data planes' sockets, for Status (control.go).
+	bound boundSockets
 	// apiShared is the REST API's login and idempotency state, one per
 	// start, shared by the --http and the public listener (serve.go).
 	apiShared *api.Shared

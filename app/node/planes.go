@@ -35,10 +35,12 @@ func dataPlanes(n *Node, stops *[]func(context.Context)) ([]plane.Plane, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--ss-listen %s (tcp): %w", cfg.SSListen, err)
 	}
+	n.bound.add("outline", "tcp", "--ss-listen", cfg.SSListen, ssTCP.Addr())
 	ssUDP, err := n.Listen.ListenPacket("udp", cfg.SSListen)
 	if err != nil {
 		return nil, fmt.Errorf("--ss-listen %s (udp): %w", cfg.SSListen, err)
 	}
+	n.bound.add("outline", "udp", "--ss-listen", cfg.SSListen, ssUDP.LocalAddr())
 	ss, err := outline.New(outline.Options{Listener: ssTCP, PacketConn: ssUDP, Egress: n.Egress,
 		Log: logging.ForService(n.Log, "outline"), Metrics: n.Metrics})
 	if err != nil {
@@ -49,6 +51,7 @@ func dataPlanes(n *Node, stops *[]func(context.Context)) ([]plane.Plane, error) 
 	if err != nil {
 		return nil, fmt.Errorf("--mtproto-listen %s: %w", cfg.MTProtoListen, err)
 	}
+	n.bound.add("mtproto", "tcp", "--mtproto-listen", cfg.MTProtoListen, mtLn.Addr())
 	n.Service.ProxySecrets().Log(logging.ForService(n.Log, "mtproto")) // ee or dd links, and why
 	dcs := mtproto.DefaultDCs()
 	maps.Copy(dcs, cfg.MTProtoDC)
@@ -71,6 +74,7 @@ func (n *Node) wireguard() (*wireguard.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("--wg-listen %s: %w", cfg.WGListen, err)
 	}
+	n.bound.add("wireguard", "udp", "--wg-listen", cfg.WGListen, conn.LocalAddr())
 	s, err := wireguard.New(wireguard.Options{PrivateKey: n.sec.wgPriv, Conn: conn, Egress: n.Egress,
 		PoolV4: cfg.WGV4Pool, PoolV6: cfg.WGV6Pool, Logger: logging.ForService(n.Log, "wireguard"), Metrics: n.Metrics,
 		Mode: mode, Iface: cfg.WGIface})

@@ -293,3 +293,42 @@ func TestPublicAPIOptIn(t *testing.T) {
 		t.Fatalf("/metrics on the public listener: %d", a.code)
 	}
 }
+
+// Status lists every socket the node bound, the public listener and the
+// Outline management API among them, each with its setting.
+func TestStatusListsEverySocket(t *testing.T) {
+	dir := t.TempDir()
+	cert, key, _ := certFiles(t, dir)
+	r := start(t, testConfig(t, filepath.Join(dir, "data"), "--public-listen", "127.0.0.1:0", "--tls-cert", cert, "--tls-key", key,
+		"--outline-api", "127.0.0.1:0", "--mtproto-domain", "www.example.com"))
+	v, err := r.node.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := v.(Status)
+	bound := map[string]string{}
+	for _, l := range st.Listeners {
+		if l.Setting != "127.0.0.1:0" {
+			t.Errorf("listener %+v: setting", l)
+		}
+		bound[l.Name+"/"+l.Network] = l.Bound
+	}
+	want := map[string]string{"http/tcp": r.node.HTTPAddr.String(), "public/tcp": r.node.PublicAddr().String(),
+		"outline-api/tcp": r.node.OutlineAPIAddr().String()}
+	for k, w := range want {
+		if bound[k] != w {
+			t.Errorf("%s bound %q, want %q", k, bound[k], w)
+		}
+	}
+	for _, k := range []string{"wireguard/udp", "outline/tcp", "outline/udp", "mtproto/tcp"} {
+		if a := bound[k]; !strings.HasPrefix(a, "127.0.0.1:") || strings.HasSuffix(a, ":0") {
+			t.Errorf("%s bound %q", k, a)
+		}
+	}
+	if st.MTProto == nil || st.MTProto.Secrets != "ee" || st.MTProto.Domain != "www.example.com" || !strings.Contains(st.MTProto.Why, "--mtproto-domain") {
+		t.Errorf("mtproto %+v", st.MTProto)
+	}
+	if st.PublicHost != "vpn.test" || st.Settings == nil || st.Settings.MTProtoDomain != "www.example.com" {
+		t.Errorf("public host %q, settings %+v", st.PublicHost, st.Settings)
+	}
+}
