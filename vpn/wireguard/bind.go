@@ -42,9 +42,11 @@ type socketBind struct {
 	// once, before the device opens the bind); false drops the message,
 	// which cannot be valid.
 	knock func(msg []byte, src netip.AddrPort) bool
-	// initiated hears of every handshake initiation the device sends, and
-	// where to (set once, like knock).
-	initiated func(dst netip.AddrPort)
+	// initiating sees every handshake initiation the device sends, and
+	// where to (set once, like knock); false: do not send it. answering
+	// sees every handshake response.
+	initiating func(dst netip.AddrPort) bool
+	answering  func(dst netip.AddrPort)
 
 	mu     sync.Mutex
 	closed bool
@@ -239,8 +241,17 @@ func (b *socketBind) Send(bufs [][]byte, ep conn.Endpoint) error {
 	if !ok {
 		return conn.ErrWrongEndpointType
 	}
-	if b.initiated != nil && len(bufs) == 1 && isInitiation(bufs[0]) {
-		b.initiated(e.ap) // the device sends its handshake messages alone
+	// The device sends its handshake messages alone. One held back looks
+	// lost to it, and is retried as if it were.
+	if b.initiating != nil && len(bufs) == 1 {
+		switch {
+		case isInitiation(bufs[0]):
+			if !b.initiating(e.ap) {
+				return nil
+			}
+		case isResponse(bufs[0]):
+			b.answering(e.ap)
+		}
 	}
 	ua := net.UDPAddrFromAddrPort(e.ap)
 	if b.gso.Load() && len(bufs) > 1 {

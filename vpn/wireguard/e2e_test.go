@@ -47,7 +47,15 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatalf("http by name: %v", err)
 		}
 	})
-	t.Run("ping", func(t *testing.T) { ping(t, p, srv.gw4) })
+	t.Run("ping", func(t *testing.T) {
+		ping(t, p, srv.gw4)
+		if t.Failed() {
+			st := srv.tdev.Stack().Stats()
+			t.Logf("server stack: echo requests %d, replies %d, rate limited %d, IP received %d, dropped %d; server: %s",
+				st.ICMP.V4.PacketsReceived.EchoRequest.Value(), st.ICMP.V4.PacketsSent.EchoReply.Value(),
+				st.ICMP.V4.PacketsSent.RateLimited.Value(), st.IP.PacketsReceived.Value(), st.IP.InvalidDestinationAddressesReceived.Value(), ipcGet(t, srv))
+		}
+	})
 
 	snap, err := srv.Counters(ctx)
 	if err != nil || len(snap.Counters) != 1 || snap.Counters[0].Rx == 0 || snap.Counters[0].Tx == 0 ||

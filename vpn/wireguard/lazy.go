@@ -185,7 +185,10 @@ func (s *Server) idleLocked(p *peer, now time.Time) bool {
 // message the device must not see (see sieve).
 func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 	parked := s.parkedKeys.Load()
-	anyParked := parked != nil && len(*parked) > 0
+	if parked == nil {
+		parked = &map[[32]byte]struct{}{}
+	}
+	anyParked := len(*parked) > 0
 	from, now := sourceKey(src.Addr()), time.Now()
 	junky := s.sieve.isJunky(from, now)
 	greeting := s.greeted.n.Load() > 0
@@ -225,16 +228,23 @@ func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 	if greeting {
 		s.greeted.initiated(key) // no greeting: the client is there (resume.go)
 	}
-	// After initiated: a greeting sent meanwhile is recorded by now.
+	_, isParked := (*parked)[key]
+	if !isParked && s.dev.LookupPeer(key) == nil {
+		if anyParked {
+			s.m.knocks[knockNotMine].Inc()
+		}
+		return true // not a peer: the device drops it
+	}
+	// A peer's initiation the device will answer, unless the device just
+	// started a handshake with the same address (crossing.go).
 	if s.crossed.crosses(src, now) {
 		s.m.knocks[knockCrossing].Inc()
-		return false // the client answers the server's initiation instead (crossing.go)
+		return false // the client answers the server's initiation instead
 	}
-	if !anyParked {
-		return true
-	}
-	if _, ok := (*parked)[key]; !ok {
-		s.m.knocks[knockNotMine].Inc()
+	if !isParked {
+		if anyParked {
+			s.m.knocks[knockNotMine].Inc()
+		}
 		return true
 	}
 	s.unpark(key)

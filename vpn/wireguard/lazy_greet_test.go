@@ -17,33 +17,30 @@ func TestGreetingsCancelled(t *testing.T) {
 	}
 	g.initiated(early)
 	g.initiated([32]byte{3}) // not watched: nothing to cancel
-	greeted := 0
-	greet := func() { greeted++ }
-	if g.send(early, greet); greeted != 0 {
+	if g.send(early) {
 		t.Fatal("a client that initiated itself was greeted")
 	}
-	if g.send(late, greet); greeted != 1 {
+	if !g.send(late) {
 		t.Fatal("a client that did not initiate was not greeted")
 	}
-	if g.send(late, greet); greeted != 1 || g.n.Load() != 0 {
-		t.Fatalf("greeted %d times, %d greetings left after sending", greeted, g.n.Load())
+	if g.send(late) || g.n.Load() != 0 {
+		t.Fatalf("%d greetings left after sending", g.n.Load())
 	}
 }
 
-// TestCrossings: once the server sent an initiation to an address, a
-// client's initiation from there (IPv4-mapped or not) is dropped for
-// crossWindow; from elsewhere, or later, it passes, and pruning reopens the
-// fast path.
+// TestCrossings: whichever side's initiation comes first wins. Once the
+// server sent one to an address, a client's from there (IPv4-mapped or
+// not) is dropped for crossWindow; once a client's passed, the server's to
+// its address is held back as long, or until the device answered it. From
+// elsewhere, or later, both pass.
 func TestCrossings(t *testing.T) {
 	var c crossings
 	ep, other := netip.MustParseAddrPort("192.0.2.7:5000"), netip.MustParseAddrPort("192.0.2.8:5000")
 	mapped := netip.AddrPortFrom(netip.AddrFrom16(ep.Addr().As16()), ep.Port())
 	now := time.Now()
-	if c.crosses(ep, now) {
-		t.Fatal("crossing with no initiation sent")
+	if !c.send(mapped, now) {
+		t.Fatal("the server's initiation held back with no client's heard")
 	}
-	c.sent(mapped, now)
-	c.sent(other, now.Add(-crossWindow))
 	for _, k := range []struct {
 		src  netip.AddrPort
 		at   time.Duration
@@ -54,9 +51,21 @@ func TestCrossings(t *testing.T) {
 			t.Errorf("initiation from %v %v after the server's: crosses %v, want %v", k.src, k.at, got, k.want)
 		}
 	}
-	c.sent(ep, now)
-	c.prune(now.Add(crossWindow))
-	if c.n.Load() != 0 {
-		t.Fatalf("%d initiations remembered after crossWindow", c.n.Load())
+	// other and ep (at crossWindow) were heard: the server's are held back.
+	if c.send(other, now.Add(time.Second)) || c.send(ep, now.Add(crossWindow+time.Second)) {
+		t.Fatal("the server's initiation sent to a client whose own just passed")
+	}
+	if !c.send(other, now.Add(crossWindow)) {
+		t.Fatal("the server's initiation held back past crossWindow")
+	}
+	// Once the device answered the client's, its own may go.
+	c.crosses(ep, now.Add(crossWindow+time.Second))
+	c.answered(mapped)
+	if !c.send(ep, now.Add(crossWindow+time.Second)) {
+		t.Fatal("the server's initiation held back after the device answered the client's")
+	}
+	c.prune(now.Add(3 * crossWindow))
+	if len(c.sentTo)+len(c.heard) != 0 {
+		t.Fatalf("%d initiations remembered after crossWindow", len(c.sentTo)+len(c.heard))
 	}
 }

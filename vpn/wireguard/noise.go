@@ -45,6 +45,11 @@ func isInitiation(b []byte) bool {
 	return len(b) == initSize && b[0] == 1 && b[1] == 0 && b[2] == 0 && b[3] == 0
 }
 
+// isResponse reports a handshake response (message type 2).
+func isResponse(b []byte) bool {
+	return len(b) == device.MessageResponseSize && b[0] == 2 && b[1] == 0 && b[2] == 0 && b[3] == 0
+}
+
 // initiator returns the static public key of msg's sender; ok is false
 // when mac1 or the sealed key does not check out.
 func (in *initiations) initiator(msg []byte) (key [32]byte, ok bool) {

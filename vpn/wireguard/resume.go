@@ -89,9 +89,8 @@ const greetDelay = 300 * time.Millisecond
 
 // greetings are the pending greetings by peer key: watching until
 // greetStale sends them, unless the knock saw the client initiate first.
-// A greeting is sent under mu, which the knock's initiated takes too, so
-// an initiation the knock lets pass either came first (and cancelled the
-// greeting) or finds the greeting already recorded in crossings.
+// (A greeting and the client's initiation that cross anyway, one passing
+// the other on the way, are sorted out like any two (crossing.go).)
 type greetings struct {
 	n  atomic.Int32 // len(m), for the knock's fast path
 	mu sync.Mutex
@@ -121,17 +120,15 @@ func (g *greetings) initiated(key [32]byte) {
 	}
 }
 
-// send forgets key's greeting and, if it was due and its client has not
-// initiated meanwhile, calls greet (which sends it) under mu.
-func (g *greetings) send(key [32]byte, greet func()) {
+// send forgets key's greeting and reports whether it is to be sent: it was
+// due and its client has not initiated meanwhile.
+func (g *greetings) send(key [32]byte) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	initiated, ok := g.m[key]
 	delete(g.m, key)
 	g.n.Store(int32(len(g.m)))
-	if ok && !initiated {
-		greet()
-	}
+	return ok && !initiated
 }
 
 // greetLocked schedules the handshakes resumeLocked queued, once the
@@ -169,16 +166,16 @@ func (s *Server) greetStale(keys []string, at time.Time) {
 	}
 	dev, ok := s.devicePeersLocked()
 	for k, pk := range raw {
+		due := s.greeted.send(pk) // forgets the greeting in any case
 		d, there := dev[k]
-		stale := ok && there && !d.handshake.After(at) && d.rx == 0
-		s.greeted.send(pk, func() {
-			if dp := s.dev.LookupPeer(pk); stale && dp != nil {
-				// The bind records the initiation before this returns.
-				if err := dp.SendHandshakeInitiation(false); err != nil {
-					s.log.Debug("wireguard_resume", "error", err.Error())
-				}
+		if !ok || !due || !there || d.handshake.After(at) || d.rx > 0 {
+			continue
+		}
+		if dp := s.dev.LookupPeer(pk); dp != nil {
+			if err := dp.SendHandshakeInitiation(false); err != nil {
+				s.log.Debug("wireguard_resume", "error", err.Error())
 			}
-		})
+		}
 	}
 }
 

@@ -105,7 +105,8 @@ func (s *Server) start() error {
 		return err
 	}
 	bind.knock = s.knock
-	bind.initiated = func(dst netip.AddrPort) { s.crossed.sent(dst, time.Now()) }
+	bind.initiating = func(dst netip.AddrPort) bool { return s.crossed.send(dst, time.Now()) }
+	bind.answering = s.crossed.answered
 	s.dev = device.NewDevice(tdev, bind, s.deviceLogger())
 	if err := s.dev.IpcSet("private_key=" + hex.EncodeToString(s.o.PrivateKey) + "\n"); err != nil {
 		s.dev.Close()
