@@ -111,7 +111,7 @@ var ratios = []ratio{
 	{"MTProto: DC→client CPU (source+relay+client), ee fast vs ee normal", "BenchmarkRelayDown/mtproto-ee-fast", "cpu-ns/op", "BenchmarkRelayDown/mtproto-ee", "cpu-ns/op", "", false},
 	{"MTProto: connections/s, dd vs a plain TCP relay", "BenchmarkConnect/mtproto-dd", "conns/s", "BenchmarkConnect/plain", "conns/s", "", true},
 	{"MTProto: connections/s, ee (FakeTLS) vs a plain TCP relay", "BenchmarkConnect/mtproto-ee", "conns/s", "BenchmarkConnect/plain", "conns/s", "", true},
-	{"WireGuard netstack: bulk TCP vs stock tun/netstack server", "BenchmarkTCPDownload/usipipo", "Gbit/s", "BenchmarkTCPDownload/stock", "Gbit/s", ">= 2.4×, >= 1 Gbit/s", true},
+	{"WireGuard netstack: bulk TCP to a Go tun/netstack client (the client bounds it) vs stock tun/netstack server", "BenchmarkTCPDownload/usipipo", "Gbit/s", "BenchmarkTCPDownload/stock", "Gbit/s", "", true},
 	{"WireGuard tun: bulk TCP through the node vs stock wireguard-go TUN exit, taking turns", "BenchmarkTunMode", "usipipo-Gbit/s", "BenchmarkTunMode", "stock-Gbit/s", ">= 0.9×", true},
 	{"WireGuard netstack: bulk TCP to a kernel-TCP client vs stock tun/netstack server, taking turns", "BenchmarkNetstackMode", "usipipo-Gbit/s", "BenchmarkNetstackMode", "stock-Gbit/s", ">= 2.4×, >= 1 Gbit/s", true},
 	{"WireGuard netstack: server CPU per MiB vs stock tun/netstack server, same turns", "BenchmarkNetstackMode", "usipipo-server-cpu-µs/MiB", "BenchmarkNetstackMode", "stock-server-cpu-µs/MiB", "", false},
