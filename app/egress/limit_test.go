@@ -11,27 +11,11 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/usipipo/usipipo/internal/testclock"
 )
 
-// fakeClock is an injectable Options.Now.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time // guarded by mu
-}
-
-func newClock() *fakeClock { return &fakeClock{t: time.Unix(1_700_000_000, 0)} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+// newClock is an injectable Options.Now.
+func newClock() *testclock.Clock { return testclock.New(time.Unix(1_700_000_000, 0)) }
 
 var public = netip.MustParseAddrPort("8.8.8.8:443")
 
@@ -55,7 +39,7 @@ func TestRateLimitPerCredential(t *testing.T) {
 		}
 	}
 	// Half a second refills one token at 2/s.
-	clk.Advance(500 * time.Millisecond)
+	clk.Add(500 * time.Millisecond)
 	if err := d.CheckFor("alice", public); err != nil {
 		t.Fatalf("alice after refill: %v", err)
 	}
@@ -63,7 +47,7 @@ func TestRateLimitPerCredential(t *testing.T) {
 		t.Fatalf("alice after one refill: %v", err)
 	}
 	// A refused destination still spends a token: the limit is on attempts.
-	clk.Advance(500 * time.Millisecond)
+	clk.Add(500 * time.Millisecond)
 	if err := d.CheckFor("alice", netip.MustParseAddrPort("10.0.0.1:80")); !errors.Is(err, ErrDenied) {
 		t.Fatalf("private destination: %v", err)
 	}
@@ -99,7 +83,7 @@ func TestRateLimitDefaultsAndOff(t *testing.T) {
 	if err := d.CheckFor("c", public); !errors.Is(err, ErrRateLimited) {
 		t.Fatalf("past the default burst: %v", err)
 	}
-	clk.Advance(time.Second)
+	clk.Add(time.Second)
 	for i := 0; i < DefaultFlowsPerSecond; i++ {
 		if err := d.CheckFor("c", public); err != nil {
 			t.Fatalf("flow %d of the default rate: %v", i, err)
@@ -131,7 +115,7 @@ func TestRateLimitMemoryBounded(t *testing.T) {
 	}
 
 	// Idle buckets (full again) are dropped by the next use of any bucket.
-	clk.Advance(2 * time.Second)
+	clk.Add(2 * time.Second)
 	d.CheckFor("fresh", public)
 	if n := f.tracked(); n != 1 {
 		t.Fatalf("%d buckets after all went idle, want 1", n)
@@ -141,7 +125,7 @@ func TestRateLimitMemoryBounded(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		d.CheckFor("busy", public)
 	}
-	clk.Advance(time.Second)
+	clk.Add(time.Second)
 	d.CheckFor("other", public)
 	if n := f.tracked(); n != 3 {
 		t.Fatalf("%d buckets, want fresh, busy and other", n)
