@@ -185,10 +185,7 @@ func (s *Server) idleLocked(p *peer, now time.Time) bool {
 // message the device must not see (see sieve).
 func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 	parked := s.parkedKeys.Load()
-	if parked == nil {
-		parked = &map[[32]byte]struct{}{}
-	}
-	anyParked := len(*parked) > 0
+	anyParked := parked != nil && len(*parked) > 0
 	from, now := sourceKey(src.Addr()), time.Now()
 	junky := s.sieve.isJunky(from, now)
 	greeting := s.greeted.n.Load() > 0
@@ -228,16 +225,14 @@ func (s *Server) knock(msg []byte, src netip.AddrPort) bool {
 	if greeting {
 		s.greeted.initiated(key) // no greeting: the client is there (resume.go)
 	}
-	_, isParked := (*parked)[key]
-	if !isParked && s.dev.LookupPeer(key) == nil {
-		if anyParked {
-			s.m.knocks[knockNotMine].Inc()
-		}
-		return true // not a peer: the device drops it
+	isParked := false
+	if anyParked {
+		_, isParked = (*parked)[key]
 	}
-	// A peer's initiation the device will answer, unless the device just
-	// started a handshake with the same address (crossing.go).
-	if s.crossed.crosses(src, now) {
+	// A peer's initiation the device will answer (others it drops itself),
+	// unless the device just started a handshake with the same address
+	// (crossing.go).
+	if (isParked || s.dev.LookupPeer(key) != nil) && s.crossed.crosses(src, now) {
 		s.m.knocks[knockCrossing].Inc()
 		return false // the client answers the server's initiation instead
 	}
