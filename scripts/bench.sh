@@ -45,6 +45,9 @@ run ./proxy/mtproto 'IdleMemory' 1x
 run ./vpn/wireguard 'TCPDownload|TCPConnect|Install10k' 1x
 run ./vpn/wireguard 'TunMode' 500x
 run ./vpn/wireguard 'NetstackMode' 640x
+# Where the netstack server's time goes: a CPU profile of one long download.
+go test -run '^$' -bench 'KernelClient/usipipo' -benchtime 1000x -cpuprofile .bench/netstack.prof -o .bench/wireguard.test ./vpn/wireguard >&2
+go tool pprof -top -cum -nodecount=400 .bench/wireguard.test .bench/netstack.prof > .bench/netstack-pprof.txt 2>/dev/null
 
-go run ./scripts/benchreport < "$raw" > BENCH.md
+go run ./scripts/benchreport -pprof .bench/netstack-pprof.txt < "$raw" > BENCH.md
 echo "wrote BENCH.md" >&2

@@ -5,6 +5,7 @@ package main
 
 import (
 	"bufio"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -121,6 +122,8 @@ var ratios = []ratio{
 }
 
 func main() {
+	profile := flag.String("pprof", "", "`go tool pprof -top -cum` listing of the netstack server's profile, for \"where the time goes\"")
+	flag.Parse()
 	results, cpu := parse(os.Stdin)
 	by := map[string]result{}
 	for _, r := range results {
@@ -181,6 +184,10 @@ func main() {
 		if r, ok := by[a.bench]; ok {
 			fmt.Fprintf(w, "| %s | %s %s | %s |\n", a.what, num(r.figures[a.unit]), a.unit, a.target)
 		}
+	}
+	if err := writeProfile(w, *profile); err != nil {
+		fmt.Fprintln(os.Stderr, "benchreport:", err)
+		os.Exit(1)
 	}
 	fmt.Fprintln(w, "\n## Every figure")
 	pkgs := map[string][]result{}

@@ -57,13 +57,13 @@ import (
 // Per MiB the client now reads 24 UDP messages, writes 23 segments to its
 // TUN and sends 16 ACKs; fed by kernel TCP (the tun contender) 33, 22, 14.
 //
-// Where the server's time goes now (pprof, KernelClient benchmark, busy
-// machine): relaying the stream from the loopback socket into gVisor ~15%
-// (the read ~10%, gVisor's write ~5%), ChaCha20-Poly1305 ~12%, cutting,
-// re-packing and copying segments out of gVisor ~11%, the client's reader
-// (harness) ~10%, UDP sendmmsg ~8%, wireguard-go's message buffer pool
-// allocating and zeroing 64 KiB buffers ~8%, scheduling ~6%, the client's
-// ACKs into gVisor ~4%.
+// Where the server's time goes: make bench profiles BenchmarkKernelClient
+// each run and BENCH.md lists the shares ("Where the WireGuard netstack
+// server's time goes"). On a quiet machine: ChaCha20-Poly1305 ~19%,
+// relaying the stream from the loopback socket into gVisor ~19%, cutting,
+// re-packing and copying segments out of gVisor ~10% (TCP checksums 5% of
+// it), UDP sendmmsg ~10%, scheduling ~7%, zeroing new buffers ~5%, the
+// client's ACKs ~5%; the benchmark's own source and reader ~13%.
 //
 // The ceiling. Measured at 02:59 UTC, load ~6 (other builds running), 320
 // MiB per side: usipipo 0.65 Gbit/s, the TUN ceiling 0.65, stock netstack
