@@ -343,7 +343,7 @@ func (r *Registry) register(network, addr string, unix bool, fromFile func(*entr
 			}
 		}
 		if err := create(e); err != nil {
-			return nil, fmt.Errorf("listen: %w", err)
+			return nil, err // net's own error names the operation and the address
 		}
 		if unix {
 			if err := chmodSocket(addr); err != nil {
