@@ -20,6 +20,7 @@ import (
 	adminsock "github.com/usipipo/usipipo/app/admin"
 	"github.com/usipipo/usipipo/web"
 	"github.com/usipipo/usipipo/web/panel"
+	"github.com/usipipo/usipipo/web/webtest"
 )
 
 // A change of an admin's password or second factor, made through the
@@ -44,22 +45,7 @@ func (ta *testAPI) startPanel() string {
 	if err := panel.Mount(srv.App(), panel.Options{Service: ta.svc, Now: ta.clock.Now}); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
-	return "http://" + ln.Addr().String()
+	return webtest.Serve(t, srv)
 }
 
 func newBrowser(t *testing.T, base string) *browser {

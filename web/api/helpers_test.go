@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -24,6 +23,7 @@ import (
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/store/model"
 	"github.com/usipipo/usipipo/web"
+	"github.com/usipipo/usipipo/web/webtest"
 )
 
 // testAPI is a node's service layer, web server and API on 127.0.0.1:0
@@ -69,24 +69,9 @@ func startAPI(t *testing.T, opts ...option) *testAPI {
 	if err := Mount(srv.App(), o); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	ta := &testAPI{t: t, svc: svc, st: st, clock: clk, url: "http://" + ln.Addr().String(), validate: true,
+	ta := &testAPI{t: t, svc: svc, st: st, clock: clk, url: webtest.Serve(t, srv), validate: true,
 		client: &http.Client{Timeout: testHTTPTimeout, Transport: &http.Transport{}}, tokens: map[string]string{}}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-		ta.client.CloseIdleConnections()
-	})
+	t.Cleanup(func() { ta.client.CloseIdleConnections() })
 	ta.router = specRouter(t, ta.url)
 	otp, err := svc.ResetAdminPassword(context.Background(), app.ActorCLI, "admin")
 	if err != nil {

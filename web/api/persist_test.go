@@ -18,6 +18,7 @@ import (
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/web"
 	"github.com/usipipo/usipipo/web/loginguard"
+	"github.com/usipipo/usipipo/web/webtest"
 )
 
 // withSigningKey fixes the signing key, as a node does (SigningKeyFrom its
@@ -50,23 +51,8 @@ func (ta *testAPI) mount(o Options) *testAPI {
 	if err := Mount(srv.App(), o); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
 	next := *ta
-	next.url = "http://" + ln.Addr().String()
+	next.url = webtest.Serve(t, srv)
 	next.router = specRouter(t, next.url)
 	next.client = &http.Client{Timeout: testHTTPTimeout, Transport: &http.Transport{}}
 	t.Cleanup(next.client.CloseIdleConnections)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -20,6 +19,7 @@ import (
 	"github.com/usipipo/usipipo/app/pay"
 	"github.com/usipipo/usipipo/store"
 	"github.com/usipipo/usipipo/web"
+	"github.com/usipipo/usipipo/web/webtest"
 )
 
 const testPassword = "a long test admin password"
@@ -59,23 +59,8 @@ func startPanel(t *testing.T, opts ...func(*Options)) *testPanel {
 	if err := Mount(srv.App(), o); err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	tp := &testPanel{t: t, svc: svc, st: st, clock: clk, url: "http://" + ln.Addr().String()}
+	tp := &testPanel{t: t, svc: svc, st: st, clock: clk, url: webtest.Serve(t, srv)}
 	tp.client = tp.newClient()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-		<-done
-	})
 	otp, err := svc.ResetAdminPassword(context.Background(), app.ActorCLI, "admin")
 	if err != nil {
 		t.Fatal(err)
