@@ -123,11 +123,7 @@ func (s *Server) dispatch(ctx context.Context, c *call) (any, error) {
 	case "user.export", "user.erase":
 		return s.userPrivacy(ctx, c)
 	case "user.ban", "user.unban":
-		var p Target
-		if err := c.params(&p); err != nil {
-			return nil, err
-		}
-		u, err := svc.FindUser(ctx, p.ID)
+		p, u, err := s.targetUser(ctx, c)
 		if err != nil {
 			return nil, err
 		}
@@ -177,12 +173,19 @@ func (s *Server) dispatch(ctx context.Context, c *call) (any, error) {
 	return s.dispatchCredentials(ctx, c)
 }
 
-func (s *Server) userShow(ctx context.Context, c *call) (any, error) {
+// targetUser reads a call's Target and finds the user it names (a user
+// id, a Telegram id or a referral code).
+func (s *Server) targetUser(ctx context.Context, c *call) (Target, *app.UserView, error) {
 	var p Target
 	if err := c.params(&p); err != nil {
-		return nil, err
+		return p, nil, err
 	}
 	u, err := s.svc.FindUser(ctx, p.ID)
+	return p, u, err
+}
+
+func (s *Server) userShow(ctx context.Context, c *call) (any, error) {
+	_, u, err := s.targetUser(ctx, c)
 	if err != nil {
 		return nil, err
 	}
@@ -201,11 +204,7 @@ func (s *Server) userShow(ctx context.Context, c *call) (any, error) {
 // user (GDPR). The erase answers with the user as it now stands, so the
 // operator sees what was kept; erasing twice is the service's ErrErased.
 func (s *Server) userPrivacy(ctx context.Context, c *call) (any, error) {
-	var p Target
-	if err := c.params(&p); err != nil {
-		return nil, err
-	}
-	u, err := s.svc.FindUser(ctx, p.ID)
+	_, u, err := s.targetUser(ctx, c)
 	if err != nil {
 		return nil, err
 	}
