@@ -94,22 +94,11 @@ func (s *Store) SubscriptionsWhere(userID string, f SubFilter, p Page) ([]model.
 // listIndexWhere is listIndex keeping only the records keep accepts (all
 // when keep is nil).
 func listIndexWhere[T any](s *Store, t *table[T], idx, prefix []byte, p Page, desc bool, keep func(*T) bool) ([]T, string, error) {
-	var out []T
-	var next string
-	err := s.read(func(v *view) error {
-		var err error
-		next, err = scan(v.bucket(idx), prefix, p, desc, func(k, _ []byte) (bool, error) {
-			rec, err := getRec(v, t, k[bytes.LastIndexByte(k, sep)+1:])
-			if err != nil {
-				return false, fmt.Errorf("%s entry %q: %w", idx, k, err)
-			}
-			if keep != nil && !keep(rec) {
-				return false, nil
-			}
-			out = append(out, *rec)
-			return true, nil
-		})
-		return err
-	})
-	return out, next, err
+	return collect(s, idx, prefix, p, desc, func(v *view, k, _ []byte) (*T, error) {
+		rec, err := getRec(v, t, k[bytes.LastIndexByte(k, sep)+1:])
+		if err != nil {
+			return nil, fmt.Errorf("%s entry %q: %w", idx, k, err)
+		}
+		return rec, nil
+	}, keep)
 }

@@ -32,19 +32,26 @@ func getOne[T any](s *Store, t *table[T], id string) (*T, error) {
 
 // listTable pages over a record bucket in id order.
 func listTable[T any](s *Store, t *table[T], p Page, keep func(*T) bool) ([]T, string, error) {
+	return collect(s, t.bucket, nil, p, false, func(v *view, _, b []byte) (*T, error) { return load(v, t, b) }, keep)
+}
+
+// collect pages over bucket (under prefix, backwards if desc), turning each
+// entry into its record with rec and keeping those keep accepts (all when
+// keep is nil).
+func collect[T any](s *Store, bucket, prefix []byte, p Page, desc bool, rec func(v *view, k, b []byte) (*T, error), keep func(*T) bool) ([]T, string, error) {
 	var out []T
 	var next string
 	err := s.read(func(v *view) error {
 		var err error
-		next, err = scan(v.bucket(t.bucket), nil, p, false, func(_, b []byte) (bool, error) {
-			rec, err := load(v, t, b)
+		next, err = scan(v.bucket(bucket), prefix, p, desc, func(k, b []byte) (bool, error) {
+			r, err := rec(v, k, b)
 			if err != nil {
 				return false, err
 			}
-			if keep != nil && !keep(rec) {
+			if keep != nil && !keep(r) {
 				return false, nil
 			}
-			out = append(out, *rec)
+			out = append(out, *r)
 			return true, nil
 		})
 		return err
@@ -311,21 +318,13 @@ func (s *Store) Audit(f AuditFilter, p Page) ([]model.AuditEntry, string, error)
 	case f.UserID != "":
 		return listIndex(s, audit, iAuditUser, userPrefix(f.UserID), p, true)
 	}
-	var out []model.AuditEntry
-	var next string
-	err := s.read(func(v *view) error {
-		var err error
-		next, err = scan(v.bucket(bAudit), nil, p, true, func(_, b []byte) (bool, error) {
-			var e model.AuditEntry
-			if err := decode(b, &e); err != nil {
-				return false, err
-			}
-			out = append(out, e)
-			return true, nil
-		})
-		return err
-	})
-	return out, next, err
+	return collect(s, bAudit, nil, p, true, func(_ *view, _, b []byte) (*model.AuditEntry, error) {
+		var e model.AuditEntry
+		if err := decode(b, &e); err != nil {
+			return nil, err
+		}
+		return &e, nil
+	}, nil)
 }
 
 // AddressInUse reports whether a tunnel address belongs to a key that is not
